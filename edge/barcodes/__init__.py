@@ -1,0 +1,1 @@
+"""Barcodes: camera and USB scanner sources, decoding and loyalty validation."""

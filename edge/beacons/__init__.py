@@ -1,0 +1,1 @@
+"""BLE beacons: frame parsing, proximity, the bleak scanner and recorded replays."""

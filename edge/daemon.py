@@ -1,0 +1,190 @@
+"""Wiring, start-up and shutdown of `kiosk-edge run`.
+
+Builds the shared services from the configuration, starts every enabled component under
+the supervisor, tells systemd when it is ready and keeps its watchdog fed while the event
+loop turns, and shuts everything down within a few seconds of SIGTERM or SIGINT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import tempfile
+import tomllib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Final
+
+from edge import __version__
+from edge.bus import Bus
+from edge.config import Config, ConfigError, load_config
+from edge.health import Health
+from edge.logs import setup_logging
+from edge.privacy import load_or_create_salt
+from edge.sdnotify import Notifier, watchdog_interval_s
+from edge.services import Services
+from edge.supervisor import Component, Supervisor
+
+_LOGGER = logging.getLogger(__name__)
+
+# systemd gives a service 90 s by default, the issue 5 s: stop components within 4 s so the
+# process still has time to close databases and exit 0.
+SHUTDOWN_TIMEOUT_S: Final = 4.0
+# READY=1 is sent once the kiosk UI serves, or after this long if it never comes up (a
+# broken UI must not make systemd kill the whole appliance in a restart loop).
+READY_TIMEOUT_S: Final = 10.0
+
+ComponentFactory = Callable[[Services], Component | None]
+
+
+def _kiosk_component(services: Services) -> Component | None:
+    if not services.config.kiosk.enabled:
+        return None
+    from kiosk_ui.server import WebServer
+
+    return WebServer(services)
+
+
+# Each enabled feature contributes one factory; a factory returns None when its part of the
+# configuration is disabled. Order matters only for start-up logs.
+COMPONENT_FACTORIES: list[tuple[str, ComponentFactory]] = [
+    ("kiosk", _kiosk_component),
+]
+
+
+def build_services(config: Config, problems: list[str] | None = None) -> Services:
+    """Create the shared services (bus, health, salt) for a configuration."""
+    data_dir = config.device.data_dir
+    data_dir.mkdir(parents=True, exist_ok=True)
+    salt = load_or_create_salt(config.device.identity_salt, data_dir)
+    return Services(
+        config=config, bus=Bus(), health=Health(), salt=salt, config_problems=problems or []
+    )
+
+
+def fallback_config(problems: list[str], path: Path | None = None) -> Config:
+    """A configuration that only serves the "needs attention" screen.
+
+    The kiosk's own host and port are kept from the broken file when they are valid on their
+    own, so the attention screen appears where the kiosk browser looks for it.
+    """
+    config = Config()
+    if path is not None:
+        with contextlib.suppress(OSError, ValueError, tomllib.TOMLDecodeError):
+            kiosk = tomllib.loads(path.read_text(encoding="utf-8")).get("kiosk", {})
+            with contextlib.suppress(ValueError):
+                config.kiosk.port = kiosk.get("port", config.kiosk.port)
+            with contextlib.suppress(ValueError):
+                config.kiosk.host = kiosk.get("host", config.kiosk.host)
+    config.device.data_dir = Path(tempfile.gettempdir()) / "kiosk-edge-fallback"
+    for section in (config.beacons, config.barcodes, config.mqtt, config.printer, config.mail):
+        section.enabled = False
+    _LOGGER.error("configuration unusable, serving the attention screen: %s", "; ".join(problems))
+    return config
+
+
+def build_components(services: Services) -> list[Component]:
+    """Instantiate the enabled components; disabled ones are reported as such in health."""
+    components: list[Component] = []
+    for name, factory in COMPONENT_FACTORIES:
+        component = factory(services)
+        if component is None:
+            services.health.register(name, "disabled")
+        else:
+            components.append(component)
+    return components
+
+
+async def _wait_ready(services: Services, timeout: float) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        kiosk = services.health.get("kiosk")
+        if kiosk is None or kiosk.state in ("ok", "disabled"):
+            return
+        await asyncio.sleep(0.05)
+
+
+def _status_line(services: Services) -> str:
+    snap = services.health.snapshot()
+    bad = [f"{n} {c['state']}" for n, c in snap.items() if c["state"] not in ("ok", "disabled")]
+    return "all components ok" if not bad else ", ".join(bad)
+
+
+async def _feed_watchdog(notifier: Notifier, services: Services) -> None:
+    interval = watchdog_interval_s()
+    last_status = ""
+    while True:
+        # Running at all proves the loop turns; a blocked loop stops the pings and systemd
+        # restarts us, which is exactly the point.
+        notifier.watchdog()
+        status = _status_line(services)
+        if status != last_status:
+            notifier.status(status)
+            last_status = status
+        await asyncio.sleep(interval)
+
+
+async def async_run(config_path: Path) -> int:
+    """Run the appliance until SIGTERM/SIGINT; returns the process exit status."""
+    loop = asyncio.get_running_loop()
+    try:
+        config = load_config(config_path)
+        problems: list[str] = []
+    except ConfigError as exc:
+        problems = [str(p) for p in exc.problems]
+        config = fallback_config(problems, config_path)
+    setup_logging(config.logging.level, config.logging.format)
+
+    services = build_services(config, problems)
+    services.loop = loop
+    services.bus.bind(loop)
+    if problems:
+        services.health.register("config", "failed")
+        services.health.set("config", "failed", problems[0])
+
+    supervisor = Supervisor(services.health)
+    services.supervisor = supervisor
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    notifier = Notifier()
+    _LOGGER.info(
+        "kiosk-edge %s starting (store %s, device %s)",
+        __version__,
+        config.device.store_id,
+        config.device.device_id,
+    )
+    for component in build_components(services):
+        supervisor.start(component)
+
+    await _wait_ready(services, READY_TIMEOUT_S)
+    notifier.ready(_status_line(services))
+    watchdog = asyncio.create_task(_feed_watchdog(notifier, services), name="watchdog")
+
+    await stop.wait()
+    _LOGGER.info("shutting down")
+    notifier.stopping()
+    services.stopping.set()
+    watchdog.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await watchdog
+    await supervisor.stop(SHUTDOWN_TIMEOUT_S)
+    for hook in services.extras.get("on_shutdown", []):
+        try:
+            hook()
+        except Exception:
+            _LOGGER.exception("shutdown hook failed")
+    notifier.close()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.remove_signal_handler(sig)
+    _LOGGER.info("stopped")
+    return 0
+
+
+def run(config_path: Path) -> int:
+    """Blocking entry point for `kiosk-edge run`."""
+    return asyncio.run(async_run(config_path))

@@ -1,0 +1,1 @@
+"""The uplink: a durable outbox and the MQTT client that drains it."""

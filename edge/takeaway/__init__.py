@@ -1,0 +1,1 @@
+"""Taking the comparison home: receipts, printers and e-mail."""

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Shared set-up for scripts/demo, scripts/test and scripts/bench: Debian packages (when root)
+# and the project's virtual environment in .venv. Sourced, not run.
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${KIOSK_EDGE_VENV:-$REPO_ROOT/.venv}"
+export REPO_ROOT VENV
+
+# Install the Debian packages that are missing; without root, say what to install instead.
+ensure_apt() {
+    local missing=()
+    local pkg
+    for pkg in "$@"; do
+        if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
+            missing+=("$pkg")
+        fi
+    done
+    if [ "${#missing[@]}" -eq 0 ]; then
+        return 0
+    fi
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "kiosk-edge: missing Debian packages: ${missing[*]} (run as root or: sudo apt-get install ${missing[*]})" >&2
+        return 1
+    fi
+    echo "Installing Debian packages: ${missing[*]}"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# Create the venv if needed and install the project (editable) with the given extras.
+ensure_venv() {
+    local extras="${1:-}"
+    local python="${PYTHON:-python3}"
+    if [ ! -x "$VENV/bin/python" ]; then
+        echo "Creating the virtual environment in $VENV"
+        "$python" -m venv "$VENV"
+        "$VENV/bin/pip" install -q --upgrade pip
+    fi
+    local spec="$REPO_ROOT"
+    if [ -n "$extras" ]; then
+        spec="${REPO_ROOT}[${extras}]"
+    fi
+    "$VENV/bin/pip" install -q --disable-pip-version-check -e "$spec"
+}
+
+# The package lists are used by the scripts that source this file.
+# shellcheck disable=SC2034
+# Packages the appliance needs at run time (zbar for pyzbar; Mosquitto as the local broker).
+RUNTIME_APT=(libzbar0 mosquitto)
+# shellcheck disable=SC2034
+# Packages the tests need: Chromium for browser tests, D-Bus and headers for dbus-python,
+# systemd-analyze for unit checks, wrk for load benchmarks, openssl for test certificates.
+TEST_APT=(libzbar0 mosquitto chromium dbus libdbus-1-dev libglib2.0-dev pkg-config gcc
+          systemd openssl wrk fonts-dejavu-core)

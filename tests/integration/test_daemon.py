@@ -1,0 +1,207 @@
+"""The daemon as store IT runs it: supervised components, healthz, systemd, signals."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edge.config import load_config
+from edge.daemon import build_services
+from edge.supervisor import Supervisor
+from kiosk_ui.server import WebServer
+from tests.conftest import KIOSK_EDGE, ConfigWriter, free_port
+
+
+def get_json(url: str, timeout: float = 2.0) -> tuple[int, dict[str, Any]]:
+    """GET a JSON document, returning (status, body) for 2xx and error statuses alike."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+def wait_for_health(port: int, timeout: float = 15.0) -> tuple[int, dict[str, Any]]:
+    """Poll /api/healthz until it answers."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return get_json(f"http://127.0.0.1:{port}/api/healthz")
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+class Exploding:
+    """A component that fails at start-up, like a missing Bluetooth adapter."""
+
+    name = "beacons"
+
+    def __init__(self) -> None:
+        self.starts = 0
+
+    async def run(self) -> None:
+        self.starts += 1
+        raise OSError("No Bluetooth adapter found (hci0)")
+
+
+def test_failing_component_is_reported_while_others_serve(write_config: ConfigWriter) -> None:
+    """A component that raises is `failed` with its reason in healthz; the UI still serves."""
+    config = load_config(write_config())
+
+    async def scenario() -> tuple[int, dict[str, Any], int]:
+        services = build_services(config)
+        loop = asyncio.get_running_loop()
+        services.loop = loop
+        services.bus.bind(loop)
+        supervisor = Supervisor(services.health)
+        web = WebServer(services)
+        exploding = Exploding()
+        supervisor.start(web)
+        supervisor.start(exploding)
+        for _ in range(100):
+            await asyncio.sleep(0.05)
+            comp = services.health.get("beacons")
+            if web.bound_port and comp and comp.state == "failed":
+                break
+        status, body = await loop.run_in_executor(
+            None, get_json, f"http://127.0.0.1:{web.bound_port}/api/healthz"
+        )
+        # Restarted with backoff (the first retry comes within about a second).
+        await asyncio.sleep(1.2)
+        await supervisor.stop()
+        return status, body, exploding.starts
+
+    status, body, starts = asyncio.run(scenario())
+    assert status == 503
+    assert body["components"]["kiosk"]["state"] == "ok"
+    assert body["components"]["beacons"]["state"] == "failed"
+    assert "No Bluetooth adapter" in body["components"]["beacons"]["reason"]
+    assert body["version"]
+    assert starts >= 2
+
+
+def test_healthz_ok_when_all_components_ok(write_config: ConfigWriter) -> None:
+    """With only the kiosk enabled and serving, healthz answers 200."""
+    config = load_config(write_config())
+
+    async def scenario() -> tuple[int, dict[str, Any]]:
+        services = build_services(config)
+        supervisor = Supervisor(services.health)
+        web = WebServer(services)
+        supervisor.start(web)
+        while not web.bound_port:
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.05)
+        result = await asyncio.get_running_loop().run_in_executor(
+            None, get_json, f"http://127.0.0.1:{web.bound_port}/api/healthz"
+        )
+        await supervisor.stop()
+        return result
+
+    status, body = asyncio.run(scenario())
+    assert status == 200, body
+    assert body["status"] == "ok"
+
+
+def _start_daemon(config: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [*KIOSK_EDGE, "run", "--config", str(config)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+def test_systemd_notify_and_clean_sigterm(
+    write_config: ConfigWriter, tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    """Under systemd: READY=1 once serving, WATCHDOG=1 pings, and SIGTERM exits 0 within 5 s."""
+    sock_path = tmp_path / "notify.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(sock_path))
+    sock.settimeout(15)
+    config = write_config()
+    port = load_config(config).kiosk.port
+    env = {**cli_env, "NOTIFY_SOCKET": str(sock_path), "WATCHDOG_USEC": "400000"}
+    proc = _start_daemon(config, env)
+    try:
+        messages: list[str] = []
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and not (
+            any("READY=1" in m for m in messages) and any("WATCHDOG=1" in m for m in messages)
+        ):
+            messages.append(sock.recv(4096).decode())
+        assert any("READY=1" in m for m in messages), messages
+        assert any("WATCHDOG=1" in m for m in messages), messages
+        # READY=1 means serving: healthz answers right away.
+        status, _ = wait_for_health(port, timeout=1)
+        assert status == 200
+        # Watchdog pings keep coming while the loop turns.
+        watchdogs_before = sum("WATCHDOG=1" in m for m in messages)
+        end = time.monotonic() + 0.9
+        while time.monotonic() < end:
+            messages.append(sock.recv(4096).decode())
+        assert sum("WATCHDOG=1" in m for m in messages) >= watchdogs_before + 2
+
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=10)
+        elapsed = time.monotonic() - started
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        sock.close()
+    assert code == 0, proc.stderr.read().decode() if proc.stderr else ""
+    assert elapsed < 5.0
+
+
+def test_sigint_also_stops_cleanly(write_config: ConfigWriter, cli_env: dict[str, str]) -> None:
+    """Ctrl-C on a terminal stops the daemon with status 0."""
+    config = write_config()
+    port = load_config(config).kiosk.port
+    proc = _start_daemon(config, cli_env)
+    try:
+        wait_for_health(port)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=6) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_bad_config_serves_attention_screen(tmp_path: Path, cli_env: dict[str, str]) -> None:
+    """A kiosk with an unusable config still serves: an attention page and a 503 healthz."""
+    config = tmp_path / "bad.toml"
+    port = free_port()
+    config.write_text(f"[mqtt]\nport = 70000\n\n[kiosk]\nport = {port}\n")
+    proc = _start_daemon(config, cli_env)
+    try:
+        status, body = wait_for_health(port)
+        assert status == 503
+        assert any("mqtt.port" in p for p in body["config_problems"])
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as resp:
+            assert "needs attention" in resp.read().decode()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=10)
+
+
+@pytest.mark.parametrize("args", [["run", "--bogus"], ["nope"]])
+def test_bad_usage_exits_2(args: list[str], cli_env: dict[str, str]) -> None:
+    """Unknown options and commands are usage errors (exit 2)."""
+    result = subprocess.run([*KIOSK_EDGE, *args], env=cli_env, capture_output=True, check=False)
+    assert result.returncode == 2
