@@ -127,62 +127,99 @@ async def _feed_watchdog(notifier: Notifier, services: Services) -> None:
         await asyncio.sleep(interval)
 
 
+class Daemon:
+    """One running appliance: start it, let it serve, stop it (from a signal or a test)."""
+
+    def __init__(self, config_path: Path, *, handle_signals: bool = True) -> None:
+        self.config_path = config_path
+        self.handle_signals = handle_signals
+        self.services: Services | None = None
+        self._stop: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._notifier = Notifier()
+        self._watchdog: asyncio.Task[None] | None = None
+
+    async def async_start(self) -> Services:
+        """Load the config, build services, start components; return once serving."""
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        self._stop = asyncio.Event()
+        try:
+            config = load_config(self.config_path)
+            problems: list[str] = []
+        except ConfigError as exc:
+            problems = [str(p) for p in exc.problems]
+            config = fallback_config(problems, self.config_path)
+        if self.handle_signals:
+            setup_logging(config.logging.level, config.logging.format)
+
+        services = build_services(config, problems)
+        self.services = services
+        services.loop = loop
+        services.bus.bind(loop)
+        if problems:
+            services.health.register("config", "failed")
+            services.health.set("config", "failed", problems[0])
+
+        supervisor = Supervisor(services.health)
+        services.supervisor = supervisor
+        if self.handle_signals:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, self._stop.set)
+
+        _LOGGER.info(
+            "kiosk-edge %s starting (store %s, device %s)",
+            __version__,
+            config.device.store_id,
+            config.device.device_id,
+        )
+        for component in build_components(services):
+            supervisor.start(component)
+
+        await _wait_ready(services, READY_TIMEOUT_S)
+        self._notifier.ready(_status_line(services))
+        self._watchdog = asyncio.create_task(
+            _feed_watchdog(self._notifier, services), name="watchdog"
+        )
+        return services
+
+    def request_stop(self) -> None:
+        """Ask the daemon to shut down; safe from any thread."""
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+
+    async def async_wait(self) -> int:
+        """Serve until asked to stop, then shut everything down; the exit status."""
+        assert self._stop is not None
+        assert self.services is not None
+        services = self.services
+        await self._stop.wait()
+        _LOGGER.info("shutting down")
+        self._notifier.stopping()
+        services.stopping.set()
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watchdog
+        await services.supervisor.stop(SHUTDOWN_TIMEOUT_S)
+        for hook in services.extras.get("on_shutdown", []):
+            try:
+                hook()
+            except Exception:
+                _LOGGER.exception("shutdown hook failed")
+        self._notifier.close()
+        if self.handle_signals and self._loop is not None:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                self._loop.remove_signal_handler(sig)
+        _LOGGER.info("stopped")
+        return 0
+
+
 async def async_run(config_path: Path) -> int:
     """Run the appliance until SIGTERM/SIGINT; returns the process exit status."""
-    loop = asyncio.get_running_loop()
-    try:
-        config = load_config(config_path)
-        problems: list[str] = []
-    except ConfigError as exc:
-        problems = [str(p) for p in exc.problems]
-        config = fallback_config(problems, config_path)
-    setup_logging(config.logging.level, config.logging.format)
-
-    services = build_services(config, problems)
-    services.loop = loop
-    services.bus.bind(loop)
-    if problems:
-        services.health.register("config", "failed")
-        services.health.set("config", "failed", problems[0])
-
-    supervisor = Supervisor(services.health)
-    services.supervisor = supervisor
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-
-    notifier = Notifier()
-    _LOGGER.info(
-        "kiosk-edge %s starting (store %s, device %s)",
-        __version__,
-        config.device.store_id,
-        config.device.device_id,
-    )
-    for component in build_components(services):
-        supervisor.start(component)
-
-    await _wait_ready(services, READY_TIMEOUT_S)
-    notifier.ready(_status_line(services))
-    watchdog = asyncio.create_task(_feed_watchdog(notifier, services), name="watchdog")
-
-    await stop.wait()
-    _LOGGER.info("shutting down")
-    notifier.stopping()
-    services.stopping.set()
-    watchdog.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await watchdog
-    await supervisor.stop(SHUTDOWN_TIMEOUT_S)
-    for hook in services.extras.get("on_shutdown", []):
-        try:
-            hook()
-        except Exception:
-            _LOGGER.exception("shutdown hook failed")
-    notifier.close()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.remove_signal_handler(sig)
-    _LOGGER.info("stopped")
-    return 0
+    daemon = Daemon(config_path)
+    await daemon.async_start()
+    return await daemon.async_wait()
 
 
 def run(config_path: Path) -> int:
