@@ -1,0 +1,652 @@
+"""The local catalog in SQLite: products, offers, reviews and shopper profiles.
+
+Everything the kiosk shows comes from here, so the screen keeps working with the network
+down. Central's retained MQTT state arrives as :class:`CatalogChange` batches through
+:meth:`CatalogStore.apply_changes` (one transaction per batch, idempotent); the demo and a
+first boot import a file the same way. Search uses an FTS5 index with diacritics removed,
+so "televiseur" finds "Téléviseur". WAL lets waitress threads read while a batch is written;
+each thread has its own connection and writers take one lock.
+"""
+
+# Queries are built only from constant column lists and "?" placeholders; values are always
+# bound parameters, never formatted into SQL.
+# ruff: noqa: S608
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any, Final, Literal
+
+from edge.catalog.codec import spec_to_dict
+from edge.catalog.models import (
+    CatalogChange,
+    CatalogDataError,
+    Offer,
+    Product,
+    Review,
+    Shopper,
+    offer_from_dict,
+    product_from_dict,
+    review_from_dict,
+    shopper_from_dict,
+    spec_from_dict,
+)
+
+_LOGGER = logging.getLogger(__name__)
+
+SCHEMA_VERSION: Final = 1
+# A shopper types a few words; anything longer is pasted junk and only slows the FTS query.
+MAX_QUERY_CHARS: Final = 200
+MAX_QUERY_TOKENS: Final = 8
+# Result pages on a 1080p screen show at most a few dozen cards; the API caps the rest.
+MAX_PAGE_SIZE: Final = 100
+# How long a reader waits for a writer's lock before SQLite reports "database is locked".
+BUSY_TIMEOUT_MS: Final = 5000
+
+SortKey = Literal["relevance", "price_asc", "price_desc", "rating", "name"]
+SORT_KEYS: Final[tuple[str, ...]] = ("relevance", "price_asc", "price_desc", "rating", "name")
+
+_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS products (
+    sku TEXT PRIMARY KEY,
+    ean TEXT NOT NULL DEFAULT '',
+    name TEXT NOT NULL,
+    brand TEXT NOT NULL DEFAULT '',
+    category TEXT NOT NULL DEFAULT '',
+    price REAL NOT NULL,
+    currency TEXT NOT NULL DEFAULT 'EUR',
+    image TEXT NOT NULL DEFAULT '',
+    description TEXT NOT NULL DEFAULT '',
+    specs TEXT NOT NULL DEFAULT '[]',
+    rating_avg REAL NOT NULL DEFAULT 0,
+    rating_count INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS products_ean ON products(ean) WHERE ean != '';
+CREATE INDEX IF NOT EXISTS products_category_name ON products(category, name);
+CREATE INDEX IF NOT EXISTS products_name ON products(name);
+CREATE INDEX IF NOT EXISTS products_price ON products(price);
+CREATE VIRTUAL TABLE IF NOT EXISTS products_fts USING fts5(
+    name, brand, category, description,
+    content='products', content_rowid='rowid',
+    tokenize = "unicode61 remove_diacritics 2"
+);
+CREATE TRIGGER IF NOT EXISTS products_ai AFTER INSERT ON products BEGIN
+    INSERT INTO products_fts(rowid, name, brand, category, description)
+    VALUES (new.rowid, new.name, new.brand, new.category, new.description);
+END;
+CREATE TRIGGER IF NOT EXISTS products_ad AFTER DELETE ON products BEGIN
+    INSERT INTO products_fts(products_fts, rowid, name, brand, category, description)
+    VALUES ('delete', old.rowid, old.name, old.brand, old.category, old.description);
+END;
+CREATE TRIGGER IF NOT EXISTS products_au AFTER UPDATE OF name, brand, category, description
+ON products BEGIN
+    INSERT INTO products_fts(products_fts, rowid, name, brand, category, description)
+    VALUES ('delete', old.rowid, old.name, old.brand, old.category, old.description);
+    INSERT INTO products_fts(rowid, name, brand, category, description)
+    VALUES (new.rowid, new.name, new.brand, new.category, new.description);
+END;
+CREATE TABLE IF NOT EXISTS offers (
+    id TEXT PRIMARY KEY,
+    title TEXT NOT NULL,
+    description TEXT NOT NULL DEFAULT '',
+    skus TEXT NOT NULL DEFAULT '[]',
+    segments TEXT NOT NULL DEFAULT '[]',
+    valid_from TEXT,
+    valid_to TEXT
+);
+CREATE TABLE IF NOT EXISTS reviews (
+    id TEXT PRIMARY KEY,
+    sku TEXT NOT NULL,
+    rating INTEGER NOT NULL CHECK (rating BETWEEN 1 AND 5),
+    title TEXT NOT NULL DEFAULT '',
+    text TEXT NOT NULL DEFAULT '',
+    author TEXT NOT NULL DEFAULT '',
+    date TEXT NOT NULL,
+    store TEXT NOT NULL DEFAULT '',
+    status TEXT NOT NULL,
+    source TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS reviews_sku ON reviews(sku, status, date);
+CREATE TABLE IF NOT EXISTS shoppers (
+    id_hash TEXT PRIMARY KEY,
+    first_name TEXT NOT NULL,
+    segments TEXT NOT NULL DEFAULT '[]',
+    locale TEXT NOT NULL DEFAULT ''
+);
+"""
+
+_PRODUCT_COLUMNS: Final = (
+    "sku, ean, name, brand, category, price, currency, image, description, specs, "
+    "rating_avg, rating_count"
+)
+_TOKEN_RE: Final = re.compile(r"\w+", re.UNICODE)
+
+
+@dataclass(frozen=True)
+class RatingSummary:
+    """Approved reviews of one product: average, count and how many of each star."""
+
+    average: float
+    count: int
+    distribution: dict[int, int] = field(default_factory=dict)  # stars (1..5) -> count
+
+
+@dataclass(frozen=True)
+class ProductHit:
+    """A product in a result list, with its rating for the card."""
+
+    product: Product
+    rating_avg: float
+    rating_count: int
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """One page of a search: the hits and how many matched in all."""
+
+    hits: list[ProductHit]
+    total: int
+
+
+@dataclass(frozen=True)
+class SearchQuery:
+    """What the shopper asked for: text, filters, order and page."""
+
+    text: str = ""
+    category: str = ""
+    price_min: float | None = None
+    price_max: float | None = None
+    sort: SortKey = "relevance"
+    limit: int = 24
+    offset: int = 0
+
+
+def fts_match_expression(text: str) -> str:
+    """The FTS5 MATCH expression for shopper text: every word must match as a prefix.
+
+    Words are quoted, so FTS5 operators typed by the shopper (AND, NEAR, quotes, colons)
+    are plain text and never a syntax error. Empty when the text has no words.
+    """
+    tokens = _TOKEN_RE.findall(text[:MAX_QUERY_CHARS])[:MAX_QUERY_TOKENS]
+    return " ".join(f'"{t}"*' for t in tokens)
+
+
+def _row_to_product(row: sqlite3.Row | tuple[Any, ...]) -> Product:
+    specs_raw = json.loads(row[9])
+    return Product(
+        sku=row[0],
+        ean=row[1],
+        name=row[2],
+        brand=row[3],
+        category=row[4],
+        price=row[5],
+        currency=row[6],
+        image=row[7],
+        description=row[8],
+        specs=tuple(spec_from_dict(s, "stored spec") for s in specs_raw),
+    )
+
+
+def _row_to_hit(row: sqlite3.Row | tuple[Any, ...]) -> ProductHit:
+    return ProductHit(_row_to_product(row), float(row[10]), int(row[11]))
+
+
+def _row_to_offer(row: tuple[Any, ...]) -> Offer:
+    return Offer(
+        id=row[0],
+        title=row[1],
+        description=row[2],
+        skus=tuple(json.loads(row[3])),
+        segments=tuple(json.loads(row[4])),
+        valid_from=date.fromisoformat(row[5]) if row[5] else None,
+        valid_to=date.fromisoformat(row[6]) if row[6] else None,
+    )
+
+
+def _row_to_review(row: tuple[Any, ...]) -> Review:
+    return Review(
+        id=row[0],
+        sku=row[1],
+        rating=row[2],
+        title=row[3],
+        text=row[4],
+        author=row[5],
+        date=date.fromisoformat(row[6]),
+        store=row[7],
+        status=row[8],
+        source=row[9],
+    )
+
+
+def _unwrap(payload: dict[str, Any]) -> dict[str, Any]:
+    """Central may wrap retained state in a CloudEvent; the record is then its data."""
+    if "specversion" in payload and isinstance(payload.get("data"), dict):
+        data: dict[str, Any] = payload["data"]
+        return data
+    return payload
+
+
+class CatalogStore:
+    """The catalog database; safe to use from the loop thread and waitress threads."""
+
+    def __init__(self, path: Path | str) -> None:
+        if str(path) == ":memory:":
+            raise ValueError("CatalogStore needs a file path (threads share it through WAL)")
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._write_lock = threading.Lock()
+        self._all: list[sqlite3.Connection] = []
+        self._all_lock = threading.Lock()
+        self._closed = False
+        conn = self._conn()
+        conn.executescript(_SCHEMA)
+        conn.execute(
+            "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)",
+            (str(SCHEMA_VERSION),),
+        )
+
+    # -- connections -------------------------------------------------------------------
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is not None:
+            return conn
+        if self._closed:
+            raise RuntimeError("the catalog store is closed")
+        conn = sqlite3.connect(
+            self.path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1e3
+        )
+        conn.execute("PRAGMA journal_mode=WAL")
+        # The catalog can always be fetched again from central: NORMAL is durable enough
+        # under WAL and keeps batch imports fast on an SD card.
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        self._local.conn = conn
+        with self._all_lock:
+            self._all.append(conn)
+        return conn
+
+    def close(self) -> None:
+        """Close every thread's connection (at shutdown)."""
+        self._closed = True
+        with self._all_lock:
+            conns, self._all = self._all, []
+        for conn in conns:
+            try:
+                conn.close()
+            except sqlite3.Error:
+                _LOGGER.debug("closing a catalog connection failed", exc_info=True)
+        self._local = threading.local()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, serialised across threads."""
+        conn = self._conn()
+        with self._write_lock:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    # -- writing -----------------------------------------------------------------------
+
+    def apply_changes(self, changes: Sequence[CatalogChange]) -> list[str]:
+        """Apply upserts and deletes in one transaction; return one message per rejected change."""
+        errors: list[str] = []
+        touched: set[str] = set()
+        with self._write() as conn:
+            for change in changes:
+                try:
+                    self._apply_one(conn, change, touched)
+                except CatalogDataError as exc:
+                    errors.append(f"{change.kind} {change.key!r}: {exc}")
+                except (TypeError, ValueError, KeyError) as exc:
+                    errors.append(f"{change.kind} {change.key!r}: malformed payload ({exc})")
+            self._refresh_ratings(conn, touched)
+        if errors:
+            _LOGGER.warning("catalog batch: %d of %d changes rejected", len(errors), len(changes))
+        return errors
+
+    def _apply_one(
+        self, conn: sqlite3.Connection, change: CatalogChange, touched: set[str]
+    ) -> None:
+        payload = _unwrap(change.payload) if change.payload is not None else None
+        if change.kind == "product":
+            if payload is None:
+                conn.execute("DELETE FROM products WHERE sku = ?", (change.key,))
+                return
+            product = product_from_dict({"sku": change.key, **payload})
+            if product.sku != change.key:
+                raise CatalogDataError(f"product.sku {product.sku!r} differs from the key")
+            self._upsert_product(conn, product)
+            touched.add(product.sku)
+        elif change.kind == "offer":
+            if payload is None:
+                conn.execute("DELETE FROM offers WHERE id = ?", (change.key,))
+                return
+            self._upsert_offer(conn, offer_from_dict({"id": change.key, **payload}))
+        elif change.kind == "reviews":
+            touched.add(change.key)
+            if payload is None:
+                conn.execute(
+                    "DELETE FROM reviews WHERE sku = ? AND source = 'central'", (change.key,)
+                )
+                return
+            items = payload.get("reviews")
+            if not isinstance(items, list):
+                raise CatalogDataError("reviews: expected {'reviews': [ ... ]} for the product")
+            reviews = [
+                review_from_dict({"source": "central", **r}, sku=change.key)
+                if isinstance(r, dict)
+                else review_from_dict(r, sku=change.key)
+                for r in items
+            ]
+            # Central's list replaces what central said before; the kiosk's own pending
+            # reviews stay until central returns them (same id) with a decision.
+            conn.execute("DELETE FROM reviews WHERE sku = ? AND source = 'central'", (change.key,))
+            for review in reviews:
+                self._upsert_review(conn, review)
+        elif change.kind == "shopper":
+            if payload is None:
+                conn.execute("DELETE FROM shoppers WHERE id_hash = ?", (change.key,))
+                return
+            shopper = shopper_from_dict(change.key, payload)
+            conn.execute(
+                "INSERT INTO shoppers(id_hash, first_name, segments, locale) VALUES (?,?,?,?) "
+                "ON CONFLICT(id_hash) DO UPDATE SET first_name=excluded.first_name, "
+                "segments=excluded.segments, locale=excluded.locale",
+                (shopper.id_hash, shopper.first_name, json.dumps(shopper.segments), shopper.locale),
+            )
+        else:
+            raise CatalogDataError(f"unknown change kind {change.kind!r}")
+
+    @staticmethod
+    def _upsert_product(conn: sqlite3.Connection, p: Product) -> None:
+        conn.execute(
+            "INSERT INTO products(sku, ean, name, brand, category, price, currency, image, "
+            "description, specs) VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT(sku) DO UPDATE SET "
+            "ean=excluded.ean, name=excluded.name, brand=excluded.brand, "
+            "category=excluded.category, price=excluded.price, currency=excluded.currency, "
+            "image=excluded.image, description=excluded.description, specs=excluded.specs",
+            (
+                p.sku,
+                p.ean,
+                p.name,
+                p.brand,
+                p.category,
+                p.price,
+                p.currency,
+                p.image,
+                p.description,
+                json.dumps([spec_to_dict(s) for s in p.specs], ensure_ascii=False),
+            ),
+        )
+
+    @staticmethod
+    def _upsert_offer(conn: sqlite3.Connection, o: Offer) -> None:
+        conn.execute(
+            "INSERT INTO offers(id, title, description, skus, segments, valid_from, valid_to) "
+            "VALUES (?,?,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET title=excluded.title, "
+            "description=excluded.description, skus=excluded.skus, segments=excluded.segments, "
+            "valid_from=excluded.valid_from, valid_to=excluded.valid_to",
+            (
+                o.id,
+                o.title,
+                o.description,
+                json.dumps(o.skus),
+                json.dumps(o.segments),
+                o.valid_from.isoformat() if o.valid_from else None,
+                o.valid_to.isoformat() if o.valid_to else None,
+            ),
+        )
+
+    @staticmethod
+    def _upsert_review(conn: sqlite3.Connection, r: Review) -> None:
+        conn.execute(
+            "INSERT INTO reviews(id, sku, rating, title, text, author, date, store, status, "
+            "source) VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET "
+            "sku=excluded.sku, rating=excluded.rating, title=excluded.title, text=excluded.text, "
+            "author=excluded.author, date=excluded.date, store=excluded.store, "
+            "status=excluded.status, source=excluded.source",
+            (
+                r.id,
+                r.sku,
+                r.rating,
+                r.title,
+                r.text,
+                r.author,
+                r.date.isoformat(),
+                r.store,
+                r.status,
+                r.source,
+            ),
+        )
+
+    @staticmethod
+    def _refresh_ratings(conn: sqlite3.Connection, skus: Iterable[str]) -> None:
+        for sku in skus:
+            conn.execute(
+                "UPDATE products SET "
+                "rating_avg = COALESCE((SELECT AVG(rating) FROM reviews "
+                "  WHERE sku = ?1 AND status = 'approved'), 0), "
+                "rating_count = (SELECT COUNT(*) FROM reviews "
+                "  WHERE sku = ?1 AND status = 'approved') "
+                "WHERE sku = ?1",
+                (sku,),
+            )
+
+    def add_review(self, review: Review) -> None:
+        """Store a review written at this kiosk (pending until central approves it)."""
+        with self._write() as conn:
+            self._upsert_review(conn, review)
+            self._refresh_ratings(conn, [review.sku])
+
+    # -- reading -----------------------------------------------------------------------
+
+    def count_products(self) -> int:
+        """How many products the catalog holds."""
+        row = self._conn().execute("SELECT COUNT(*) FROM products").fetchone()
+        return int(row[0])
+
+    def is_empty(self) -> bool:
+        """True when no product is stored (first boot)."""
+        return self._conn().execute("SELECT 1 FROM products LIMIT 1").fetchone() is None
+
+    def get_product(self, sku: str) -> Product | None:
+        """One product by SKU."""
+        hit = self.get_hit(sku)
+        return hit.product if hit else None
+
+    def get_hit(self, sku: str) -> ProductHit | None:
+        """One product by SKU, with its rating."""
+        row = (
+            self._conn()
+            .execute(f"SELECT {_PRODUCT_COLUMNS} FROM products WHERE sku = ?", (sku,))
+            .fetchone()
+        )
+        return _row_to_hit(row) if row else None
+
+    def get_products(self, skus: Sequence[str]) -> list[Product]:
+        """Products by SKU in the order asked; unknown SKUs are left out."""
+        if not skus:
+            return []
+        marks = ",".join("?" * len(skus))
+        rows = (
+            self._conn()
+            .execute(f"SELECT {_PRODUCT_COLUMNS} FROM products WHERE sku IN ({marks})", list(skus))
+            .fetchall()
+        )
+        by_sku = {r[0]: _row_to_product(r) for r in rows}
+        return [by_sku[s] for s in skus if s in by_sku]
+
+    def product_by_ean(self, ean: str) -> Product | None:
+        """The product carrying this EAN/UPC (a scanned code), if any."""
+        row = (
+            self._conn()
+            .execute(f"SELECT {_PRODUCT_COLUMNS} FROM products WHERE ean = ? LIMIT 1", (ean,))
+            .fetchone()
+        )
+        if row is None and len(ean) == 12:  # a UPC-A read is the EAN-13 with a leading 0
+            row = (
+                self._conn()
+                .execute(
+                    f"SELECT {_PRODUCT_COLUMNS} FROM products WHERE ean = ? LIMIT 1", ("0" + ean,)
+                )
+                .fetchone()
+            )
+        return _row_to_product(row) if row else None
+
+    def list_products(self, limit: int = 50, offset: int = 0) -> list[Product]:
+        """Products ordered by SKU (for `catalog list`)."""
+        rows = (
+            self._conn()
+            .execute(
+                f"SELECT {_PRODUCT_COLUMNS} FROM products ORDER BY sku LIMIT ? OFFSET ?",
+                (max(0, limit), max(0, offset)),
+            )
+            .fetchall()
+        )
+        return [_row_to_product(r) for r in rows]
+
+    def categories(self) -> list[tuple[str, int]]:
+        """Each category with its product count, by name."""
+        rows = (
+            self._conn()
+            .execute(
+                "SELECT category, COUNT(*) FROM products WHERE category != '' "
+                "GROUP BY category ORDER BY category"
+            )
+            .fetchall()
+        )
+        return [(r[0], int(r[1])) for r in rows]
+
+    def search(self, query: SearchQuery) -> SearchResult:
+        """Products matching the text (accent-insensitive prefixes) and filters, one page."""
+        where: list[str] = []
+        params: list[Any] = []
+        match = fts_match_expression(query.text)
+        join = ""
+        if match:
+            join = "JOIN products_fts f ON f.rowid = p.rowid"
+            where.append("products_fts MATCH ?")
+            params.append(match)
+        if query.category:
+            where.append("p.category = ?")
+            params.append(query.category)
+        if query.price_min is not None:
+            where.append("p.price >= ?")
+            params.append(query.price_min)
+        if query.price_max is not None:
+            where.append("p.price <= ?")
+            params.append(query.price_max)
+        clause = ("WHERE " + " AND ".join(where)) if where else ""
+        order = {
+            "relevance": "f.rank, p.name" if match else "p.name",
+            "price_asc": "p.price, p.name",
+            "price_desc": "p.price DESC, p.name",
+            "rating": "p.rating_avg DESC, p.rating_count DESC, p.name",
+            "name": "p.name",
+        }[query.sort]
+        limit = max(1, min(MAX_PAGE_SIZE, query.limit))
+        offset = max(0, query.offset)
+        conn = self._conn()
+        cols = ", ".join(f"p.{c.strip()}" for c in _PRODUCT_COLUMNS.split(","))
+        rows = conn.execute(
+            f"SELECT {cols} FROM products p {join} {clause} ORDER BY {order} LIMIT ? OFFSET ?",
+            [*params, limit, offset],
+        ).fetchall()
+        if offset == 0 and len(rows) < limit:
+            total = len(rows)
+        else:
+            total = int(
+                conn.execute(f"SELECT COUNT(*) FROM products p {join} {clause}", params).fetchone()[
+                    0
+                ]
+            )
+        return SearchResult([_row_to_hit(r) for r in rows], total)
+
+    def offers(self) -> list[Offer]:
+        """Every stored offer, valid or not."""
+        rows = (
+            self._conn()
+            .execute(
+                "SELECT id, title, description, skus, segments, valid_from, valid_to "
+                "FROM offers ORDER BY id"
+            )
+            .fetchall()
+        )
+        return [_row_to_offer(r) for r in rows]
+
+    def offers_for(
+        self, today: date, segments: Iterable[str] = (), sku: str | None = None
+    ) -> list[Offer]:
+        """Offers valid today for a shopper in ``segments``; with ``sku``, those on it.
+
+        Without ``sku`` the result is what a shopper is welcomed with: offers meant for
+        their segments first, then everyone's.
+        """
+        segs = frozenset(segments)
+        found = [o for o in self.offers() if o.applies(today, segs)]
+        if sku is not None:
+            found = [o for o in found if not o.skus or sku in o.skus]
+        return sorted(found, key=lambda o: (not o.segments, o.id))
+
+    def reviews_for(self, sku: str, *, statuses: Sequence[str] = ("approved",)) -> list[Review]:
+        """Reviews of a product with these statuses, newest first."""
+        marks = ",".join("?" * len(statuses))
+        rows = (
+            self._conn()
+            .execute(
+                "SELECT id, sku, rating, title, text, author, date, store, status, source "
+                f"FROM reviews WHERE sku = ? AND status IN ({marks}) ORDER BY date DESC, id",
+                [sku, *statuses],
+            )
+            .fetchall()
+        )
+        return [_row_to_review(r) for r in rows]
+
+    def rating_summary(self, sku: str) -> RatingSummary:
+        """Average, count and star distribution of the approved reviews."""
+        rows = (
+            self._conn()
+            .execute(
+                "SELECT rating, COUNT(*) FROM reviews WHERE sku = ? AND status = 'approved' "
+                "GROUP BY rating",
+                (sku,),
+            )
+            .fetchall()
+        )
+        dist = dict.fromkeys(range(1, 6), 0)
+        for rating, count in rows:
+            dist[int(rating)] = int(count)
+        count = sum(dist.values())
+        average = sum(k * v for k, v in dist.items()) / count if count else 0.0
+        return RatingSummary(round(average, 2), count, dist)
+
+    def shopper(self, id_hash: str) -> Shopper | None:
+        """The profile central published for this hashed loyalty id, if any."""
+        row = (
+            self._conn()
+            .execute(
+                "SELECT id_hash, first_name, segments, locale FROM shoppers WHERE id_hash = ?",
+                (id_hash,),
+            )
+            .fetchone()
+        )
+        if row is None:
+            return None
+        return Shopper(row[0], row[1], tuple(json.loads(row[2])), row[3])
