@@ -264,6 +264,26 @@ class PrinterConfig(_Section):
     columns: Literal[32, 42, 48] = Field(48, description="Characters per line (58 mm: 32).")
     profile: str = Field("default", description="python-escpos printer profile.")
     retry_interval_s: float = Field(5.0, ge=0.1, le=600, description="Retry delay on a fault.")
+    store_name: str = Field(
+        "", max_length=64, description="Name printed at the top of receipts; empty: store_id."
+    )
+    codepage: str = Field(
+        "auto",
+        pattern=r"^(auto|CP858|CP1252|ISO_8859-15|CP850|CP437)$",
+        description="Character code page; auto: CP858, else CP1252, else ISO_8859-15 (French + €).",
+    )
+    qr: Literal["raster", "native"] = Field(
+        "raster",
+        description="QR code as a raster image (every model) or native GS ( k (most recent models).",
+    )
+    status_query: bool = Field(
+        True,
+        description=(
+            "Ask the printer for its status (DLE EOT) before and after each job; turn off for "
+            "models that never answer (network, USB and serial only)."
+        ),
+    )
+    timeout_s: float = Field(3.0, ge=0.1, le=60, description="Connect, write and status timeout.")
 
 
 class MailConfig(_Section):
@@ -280,6 +300,9 @@ class MailConfig(_Section):
     sender: str = Field("kiosk@shop.example", description="From address.")
     timeout_s: float = Field(15.0, ge=1, le=300, description="SMTP timeout.")
     max_attempts: int = Field(20, ge=1, le=1000, description="Tries before a mail is dropped.")
+    retry_interval_s: float = Field(
+        30.0, ge=0.1, le=3600, description="First retry delay; doubles per try up to 30 minutes."
+    )
     ca_file: Path | None = Field(None, description="CA for the SMTP server's certificate.")
     outbox_dir: Path | None = Field(
         None, description="Demo: write .eml files to this folder instead of sending."
