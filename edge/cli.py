@@ -113,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # Feature modules that add subcommands: each has ``register(subparsers, add_config_option)``.
-FEATURE_COMMAND_MODULES: Final[tuple[str, ...]] = ()
+FEATURE_COMMAND_MODULES: Final[tuple[str, ...]] = ("edge.catalog.cli",)
 
 
 def _feature_commands() -> list[Callable[..., None]]:

@@ -39,6 +39,12 @@ READY_TIMEOUT_S: Final = 10.0
 ComponentFactory = Callable[[Services], Component | None]
 
 
+def _session_component(services: Services) -> Component | None:
+    from edge.session import session_component
+
+    return session_component(services)
+
+
 def _kiosk_component(services: Services) -> Component | None:
     if not services.config.kiosk.enabled:
         return None
@@ -50,6 +56,7 @@ def _kiosk_component(services: Services) -> Component | None:
 # Each enabled feature contributes one factory; a factory returns None when its part of the
 # configuration is disabled. Order matters only for start-up logs.
 COMPONENT_FACTORIES: list[tuple[str, ComponentFactory]] = [
+    ("session", _session_component),  # first: opens services.catalog for the others
     ("kiosk", _kiosk_component),
 ]
 

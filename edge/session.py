@@ -27,6 +27,7 @@ from edge.events import Event, new_event
 if TYPE_CHECKING:
     from edge.bus import Bus, Subscription
     from edge.catalog.store import CatalogStore
+    from edge.services import Services
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -332,3 +333,13 @@ class SessionComponent:
                 self.session.check_idle()
         finally:
             sub.close()
+
+
+def session_component(services: Services) -> SessionComponent:
+    """Open the catalog, create the session manager on the services, and its component."""
+    from edge.catalog.boot import open_catalog
+
+    catalog = open_catalog(services)
+    manager = SessionManager(catalog, services.publish, services.config.kiosk.idle_timeout_s)
+    services.session = manager
+    return SessionComponent(manager, services.bus, services.health)

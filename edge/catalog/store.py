@@ -52,6 +52,10 @@ MAX_PAGE_SIZE: Final = 100
 # How long a reader waits for a writer's lock before SQLite reports "database is locked".
 BUSY_TIMEOUT_MS: Final = 5000
 
+# Where the catalog lives under the configured data directory, and its product images.
+DB_NAME: Final = "catalog.sqlite3"
+MEDIA_DIR_NAME: Final = "media"
+
 SortKey = Literal["relevance", "price_asc", "price_desc", "rating", "name"]
 SORT_KEYS: Final[tuple[str, ...]] = ("relevance", "price_asc", "price_desc", "rating", "name")
 
@@ -169,6 +173,16 @@ class SearchQuery:
     sort: SortKey = "relevance"
     limit: int = 24
     offset: int = 0
+
+
+def db_path(data_dir: Path) -> Path:
+    """The catalog database under a data directory."""
+    return data_dir / DB_NAME
+
+
+def media_dir(data_dir: Path) -> Path:
+    """The folder of product images served at /media/ under a data directory."""
+    return data_dir / MEDIA_DIR_NAME
 
 
 def fts_match_expression(text: str) -> str:
@@ -306,16 +320,22 @@ class CatalogStore:
 
     def apply_changes(self, changes: Sequence[CatalogChange]) -> list[str]:
         """Apply upserts and deletes in one transaction; return one message per rejected change."""
-        errors: list[str] = []
+        return [message for _, message in self.apply_changes_detailed(changes)]
+
+    def apply_changes_detailed(self, changes: Sequence[CatalogChange]) -> list[tuple[int, str]]:
+        """Like :meth:`apply_changes`, with the index of each rejected change."""
+        errors: list[tuple[int, str]] = []
         touched: set[str] = set()
         with self._write() as conn:
-            for change in changes:
+            for index, change in enumerate(changes):
                 try:
                     self._apply_one(conn, change, touched)
                 except CatalogDataError as exc:
-                    errors.append(f"{change.kind} {change.key!r}: {exc}")
+                    errors.append((index, f"{change.kind} {change.key!r}: {exc}"))
                 except (TypeError, ValueError, KeyError) as exc:
-                    errors.append(f"{change.kind} {change.key!r}: malformed payload ({exc})")
+                    errors.append(
+                        (index, f"{change.kind} {change.key!r}: malformed payload ({exc})")
+                    )
             self._refresh_ratings(conn, touched)
         if errors:
             _LOGGER.warning("catalog batch: %d of %d changes rejected", len(errors), len(changes))
