@@ -16,7 +16,8 @@ from typing import Final
 
 from babel.numbers import format_currency, format_decimal
 
-from edge.catalog.models import Product, Spec
+from edge.catalog.compare import compare_rows
+from edge.catalog.models import Product
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -25,9 +26,8 @@ LANGUAGES: Final = ("fr", "en")
 # Babel groups thousands with narrow / no-break spaces that receipt code pages lack; a plain
 # space reads the same on paper and in a text e-mail.
 _SPACES: Final = {"\u202f": " ", "\u00a0": " "}
-# The price row's key: never clashes with a spec key because spec keys cannot start with "_"
-# in practice (they come from central's catalog and are identifiers).
-PRICE_KEY: Final = "_price"
+# The price row's key, as the catalog's compare_rows names it.
+PRICE_KEY: Final = "price"
 
 _TEXTS: Final[dict[str, dict[str, str]]] = {
     "fr": {
@@ -105,9 +105,8 @@ def format_price(amount: float, currency: str, lang: str) -> str:
     return "".join(_SPACES.get(ch, ch) for ch in formatted)
 
 
-def format_value(spec: Spec, lang: str) -> str:
-    """A spec value with its unit, e.g. "20 h", "Oui", "4,5 kg"."""
-    value = spec.value
+def format_value(value: float | int | str | bool, unit: str, lang: str) -> str:
+    """A value with its unit as the shopper reads it, e.g. "20 h", "Oui", "4,5 kg", '55"'."""
     if isinstance(value, bool):
         shown = text(lang, "yes") if value else text(lang, "no")
     elif isinstance(value, int | float):
@@ -118,7 +117,7 @@ def format_value(spec: Spec, lang: str) -> str:
         )
     else:
         shown = clean_text(value)
-    unit = clean_text(spec.unit)
+    unit = clean_text(unit)
     if not unit:
         return shown
     # Inch and degree marks hug the number; words get a space.
@@ -149,47 +148,31 @@ class Comparison:
         return any(row.best for row in self.rows)
 
 
-def _numeric(value: float | int | str | bool) -> float | None:
-    if isinstance(value, bool):
-        return 1.0 if value else 0.0
-    if isinstance(value, int | float):
-        return float(value)
-    return None
-
-
-def best_indexes(values: Sequence[float | None], better: str | None) -> frozenset[int]:
-    """Indexes of the best values (ties all win); none when fewer than two differ or no rule."""
-    if better not in ("higher", "lower"):
-        return frozenset()
-    present = [(i, v) for i, v in enumerate(values) if v is not None]
-    if len(present) < 2 or len({v for _, v in present}) < 2:
-        return frozenset()
-    target = max(v for _, v in present) if better == "higher" else min(v for _, v in present)
-    return frozenset(i for i, v in present if v == target)
-
-
 def build_comparison(products: Sequence[Product], lang: str) -> Comparison:
-    """The comparison of ``products`` in ``lang``: a price row, then every spec row."""
+    """The comparison of ``products`` in ``lang``: a price row, then every spec row.
+
+    Which value is best (and unit conversion between products) comes from the catalog's
+    :func:`~edge.catalog.compare.compare_rows`, the same rows the kiosk screen shows.
+    """
     lang = language_of(lang)
     prices = tuple(format_price(p.price, p.currency, lang) for p in products)
-    price_best = best_indexes([p.price for p in products], "lower")
-    rows = [Row(PRICE_KEY, text(lang, "price"), prices, price_best)]
-    keys: list[str] = []
-    for product in products:
-        for spec in product.specs:
-            if spec.key not in keys:
-                keys.append(spec.key)
-    for key in keys:
-        specs = [p.spec(key) for p in products]
-        first = next(s for s in specs if s is not None)
+    rows: list[Row] = []
+    source = compare_rows(products, lang)
+    if not source or source[0].key != "price":
+        # Mixed currencies: prices are shown but not ranked.
+        rows.append(Row(PRICE_KEY, text(lang, "price"), prices, frozenset()))
+    for row in source:
+        best = frozenset(i for i, cell in enumerate(row.cells) if cell.best)
+        if row.key == "price" and not rows:
+            rows.append(Row(PRICE_KEY, text(lang, "price"), prices, best))
+            continue
         cells = tuple(
-            format_value(s, lang) if s is not None else text(lang, "missing") for s in specs
+            text(lang, "missing")
+            if cell.value is None
+            else format_value(cell.value, row.unit, lang)
+            for cell in row.cells
         )
-        better = next((s.better for s in specs if s is not None and s.better), None)
-        values = [_numeric(s.value) if s is not None else None for s in specs]
-        rows.append(
-            Row(key, clean_text(first.label_for(lang)), cells, best_indexes(values, better))
-        )
+        rows.append(Row(row.key, clean_text(row.label), cells, best))
     return Comparison(
         names=tuple(clean_text(p.name) for p in products), prices=prices, rows=tuple(rows)
     )
