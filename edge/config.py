@@ -150,7 +150,16 @@ class BarcodesConfig(_Section):
     loop: bool = Field(False, description="Start a video file or image folder again when it ends.")
     symbologies: list[str] = Field(
         default_factory=lambda: ["ean13", "ean8", "upca", "code128", "qrcode"],
-        description="Symbologies to decode.",
+        description=(
+            "Symbologies to decode: ean13, ean8, upca, upce, code128, qrcode, pdf417, datamatrix."
+        ),
+    )
+    roi: list[float] = Field(
+        default_factory=lambda: [0.0, 0.0, 1.0, 1.0],
+        description="Region of the frame to search: x, y, width, height as fractions of it.",
+    )
+    use_zxing: bool = Field(
+        True, description="Retry frames zbar cannot read with zxing-cpp (when installed)."
     )
     loyalty_patterns: list[LoyaltyPattern] = Field(
         default_factory=lambda: [LoyaltyPattern(prefix="29", length=13, check="gs1")],
@@ -167,6 +176,29 @@ class BarcodesConfig(_Section):
     hid_layout: Literal["us", "fr"] = Field(
         "us", description="Keyboard layout the scanner emulates."
     )
+
+    @field_validator("symbologies")
+    @classmethod
+    def _known_symbologies(cls, value: list[str]) -> list[str]:
+        known = ("ean13", "ean8", "upca", "upce", "code128", "qrcode", "pdf417", "datamatrix")
+        unknown = [v for v in value if v not in known]
+        if unknown:
+            raise ValueError(
+                f"unknown symbology {', '.join(unknown)}; choose from {', '.join(known)}"
+            )
+        if not value:
+            raise ValueError("give at least one symbology")
+        return value
+
+    @field_validator("roi")
+    @classmethod
+    def _valid_roi(cls, value: list[float]) -> list[float]:
+        if len(value) != 4:
+            raise ValueError("give four fractions: x, y, width, height, e.g. [0.0, 0.0, 1.0, 1.0]")
+        x, y, w, h = value
+        if not (0 <= x < 1 and 0 <= y < 1 and 0 < w <= 1 - x + 1e-9 and 0 < h <= 1 - y + 1e-9):
+            raise ValueError("the region must lie inside the frame (fractions between 0 and 1)")
+        return value
 
 
 class TlsConfig(_Section):

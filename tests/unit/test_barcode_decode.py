@@ -1,0 +1,156 @@
+"""Frame decoding: each symbology, rotations, configured symbologies only, no false reads."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import cv2
+import numpy as np
+import pytest
+
+from edge.barcodes.decode import FrameDecoder, check_symbologies, locate, rectify, to_gray
+from tests.conftest import DATA_DIR
+
+CORPUS = DATA_DIR / "barcodes" / "corpus"
+ALL = ["ean13", "ean8", "upca", "code128", "qrcode"]
+
+
+def _generator() -> ModuleType:
+    """The corpus generator (tests/data/barcodes/generate.py) as a module."""
+    path = DATA_DIR / "barcodes" / "generate.py"
+    spec = importlib.util.spec_from_file_location("barcode_corpus_generate", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+GEN = _generator()
+
+
+def _scene(symbology: str, text: str, angle: float, seed: int = 1) -> np.ndarray:
+    """A clean card at a given angle on a plain background (no random distortions)."""
+    code = GEN.render_code(symbology, text, module_px=4)
+    item = GEN.card(code, __import__("random").Random(seed), symbology)
+    scene = np.full((480, 640, 3), 120, np.uint8)
+    ih, iw = item.shape[:2]
+    s = min(2.6 / 4, 560 / iw, 400 / ih)
+    m = cv2.getRotationMatrix2D((iw / 2, ih / 2), angle, s)
+    m[0, 2] += 320 - iw / 2
+    m[1, 2] += 240 - ih / 2
+    warped = cv2.warpAffine(item, m, (640, 480), flags=cv2.INTER_AREA)
+    mask = cv2.warpAffine(np.full((ih, iw), 255, np.uint8), m, (640, 480))
+    scene[mask > 127] = warped[mask > 127]
+    return scene
+
+
+@pytest.fixture(scope="module")
+def decoder() -> FrameDecoder:
+    return FrameDecoder(ALL)
+
+
+@pytest.mark.parametrize(
+    ("symbology", "text"),
+    [
+        ("ean13", "3760000000017"),
+        ("ean13", "2900001234566"),
+        ("code128", "2900001234566"),
+        ("qrcode", "2900001234566"),
+        ("ean8", "73513537"),
+    ],
+)
+@pytest.mark.parametrize("angle", [0.0, 17.0, -30.0, 180.0])
+def test_reads_each_symbology_at_each_angle(
+    decoder: FrameDecoder, symbology: str, text: str, angle: float
+) -> None:
+    """A clean code of every configured symbology is read upright, tilted and upside down."""
+    readings = decoder.decode(_scene(symbology, text, angle))
+    assert [(r.symbology, r.text) for r in readings] == [(symbology, text)]
+
+
+def test_restricted_symbologies_are_not_reported() -> None:
+    """A decoder for QR codes only does not report an EAN-13 in view."""
+    qr_only = FrameDecoder(["qrcode"])
+    assert qr_only.decode(_scene("ean13", "3760000000017", 10.0)) == []
+    assert [r.text for r in qr_only.decode(_scene("qrcode", "hello", 10.0))] == ["hello"]
+
+
+def test_zbar_only_still_reads_upright_codes() -> None:
+    """Without the second engine, zbar alone reads the common case."""
+    zbar_only = FrameDecoder(ALL, use_zxing=False)
+    for sym, text in [("ean13", "3760000000024"), ("code128", "2900001234566")]:
+        assert [r.engine for r in zbar_only.decode(_scene(sym, text, 12.0))] == ["zbar"]
+
+
+def test_unknown_symbology_is_named() -> None:
+    """A misspelt symbology is rejected with the list of choices."""
+    with pytest.raises(ValueError, match=r"ean14.*choose from"):
+        check_symbologies(["ean13", "ean14"])
+
+
+def test_locate_finds_the_code_and_its_direction() -> None:
+    """The locator's angle turns the bars upright: the rectified crop's gradient is horizontal."""
+    for angle in (-25.0, 0.0, 20.0):
+        gray = to_gray(_scene("ean13", "3760000000017", angle))
+        cands = locate(gray)
+        assert cands
+        assert cands[0].linear
+        crop = rectify(gray, cands[0]).astype(np.float32)
+        gx = np.abs(cv2.Sobel(crop, cv2.CV_32F, 1, 0)).sum()
+        gy = np.abs(cv2.Sobel(crop, cv2.CV_32F, 0, 1)).sum()
+        assert gx > 2.5 * gy, (angle, math.degrees(cands[0].angle))
+
+
+def test_roi_limits_the_search(decoder: FrameDecoder) -> None:
+    """A region of interest that excludes the code finds nothing; one around it finds it."""
+    frame = _scene("ean13", "3760000000017", 0.0)
+    assert FrameDecoder(ALL, roi=(0.0, 0.0, 0.2, 0.2)).decode(frame) == []
+    assert FrameDecoder(ALL, roi=(0.05, 0.05, 0.9, 0.9)).decode(frame)
+    with pytest.raises(ValueError, match="roi"):
+        FrameDecoder(ALL, roi=(0, 0, 0, 1))
+
+
+def test_blank_odd_and_noise_frames_give_nothing(decoder: FrameDecoder) -> None:
+    """Empty, tiny, grayscale, BGRA and pure-noise frames never raise and read nothing."""
+    rng = np.random.default_rng(3)
+    frames = [
+        np.zeros((0, 0, 3), np.uint8),
+        np.zeros((3, 3), np.uint8),
+        np.full((480, 640), 255, np.uint8),
+        np.full((480, 640, 4), 10, np.uint8),
+        rng.integers(0, 256, (480, 640, 3), dtype=np.uint8),
+    ]
+    for frame in frames:
+        assert decoder.decode(frame) == []
+
+
+def test_committed_corpus_images(decoder: FrameDecoder) -> None:
+    """Every committed corpus frame is read correctly; no-code frames read nothing."""
+    samples = GEN.load_manifest(CORPUS)
+    assert len(samples) >= 30
+    misses = []
+    for s in samples:
+        frame = cv2.imread(str(CORPUS / s.file))
+        texts = [r.text for r in decoder.decode(frame)]
+        if s.text:
+            if s.text not in texts:
+                misses.append(s.file)
+        else:
+            assert texts == [], s.file
+    # 34 frames with a code: allow one miss (recall >= 0.97) so a tuning change shows up here.
+    assert len(misses) <= 1, misses
+
+
+def test_corpus_generator_is_deterministic(tmp_path: Path) -> None:
+    """The same seed writes the same frames (the committed corpus can be rebuilt)."""
+    a = GEN.generate(tmp_path / "a", 4, 11)
+    b = GEN.generate(tmp_path / "b", 4, 11)
+    assert a == b
+    for s in a:
+        assert (tmp_path / "a" / s.file).read_bytes() == (tmp_path / "b" / s.file).read_bytes()
