@@ -113,7 +113,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # Feature modules that add subcommands: each has ``register(subparsers, add_config_option)``.
-FEATURE_COMMAND_MODULES: Final[tuple[str, ...]] = ("edge.catalog.cli",)
+FEATURE_COMMAND_MODULES: Final[tuple[str, ...]] = (
+    "edge.catalog.cli",
+    "edge.relay.cli",
+    "edge.storeit_cli",
+    "edge.beacons.cli",
+    "edge.barcodes.cli",
+)
 
 
 def _feature_commands() -> list[Callable[..., None]]:

@@ -45,6 +45,48 @@ def _session_component(services: Services) -> Component | None:
     return session_component(services)
 
 
+def _relay_component(services: Services) -> Component | None:
+    from edge.relay.component import relay_component
+
+    return relay_component(services)
+
+
+def _doctor_component(services: Services) -> Component | None:
+    from edge.doctor import doctor_component
+
+    return doctor_component(services)
+
+
+def _beacons_component(services: Services) -> Component | None:
+    from edge.beacons.component import create_component
+
+    return create_component(services)
+
+
+def _printer_component(services: Services) -> Component | None:
+    from edge.takeaway.printer import build_print_queue
+
+    return build_print_queue(services)
+
+
+def _mail_component(services: Services) -> Component | None:
+    from edge.takeaway.mail import build_mail_queue
+
+    return build_mail_queue(services)
+
+
+def _camera_component(services: Services) -> Component | None:
+    from edge.barcodes.service import camera_component
+
+    return camera_component(services)
+
+
+def _hid_component(services: Services) -> Component | None:
+    from edge.barcodes.service import hid_component
+
+    return hid_component(services)
+
+
 def _kiosk_component(services: Services) -> Component | None:
     if not services.config.kiosk.enabled:
         return None
@@ -57,7 +99,14 @@ def _kiosk_component(services: Services) -> Component | None:
 # configuration is disabled. Order matters only for start-up logs.
 COMPONENT_FACTORIES: list[tuple[str, ComponentFactory]] = [
     ("session", _session_component),  # first: opens services.catalog for the others
+    ("printer", _printer_component),  # sets services.printer before the kiosk serves
+    ("mail", _mail_component),  # sets services.mail
     ("kiosk", _kiosk_component),
+    ("relay", _relay_component),  # also sets services.outbox and services.relay
+    ("beacons", _beacons_component),
+    ("camera", _camera_component),  # barcodes.enabled
+    ("hid", _hid_component),  # barcodes.hid_enabled
+    ("doctor", _doctor_component),  # clock, disk, temperature, throttling into health
 ]
 
 
@@ -162,6 +211,7 @@ class Daemon:
 
         services = build_services(config, problems)
         self.services = services
+        services.extras["config_path"] = self.config_path  # reload-config re-reads it
         services.loop = loop
         services.bus.bind(loop)
         if problems:
