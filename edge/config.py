@@ -16,7 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 DEFAULT_CONFIG_PATH: Final = Path("/etc/kiosk-edge/edge.toml")
 # The environment variable that names the config file when --config is not given.
@@ -121,6 +128,42 @@ class BeaconsConfig(_Section):
     telemetry_interval_s: float = Field(
         300.0, ge=1, le=86400, description="At most one telemetry event per beacon per interval."
     )
+
+    @field_validator("ibeacon_uuids", "app_uuids", "altbeacon_ids")
+    @classmethod
+    def _uuids(cls, values: list[str]) -> list[str]:
+        import uuid
+
+        out = []
+        for value in values:
+            try:
+                out.append(str(uuid.UUID(value.strip())))
+            except ValueError:
+                raise ValueError(
+                    f"{value!r} is not a UUID; write it like f7826da6-4fa2-4e98-8024-bc5b71e0893e"
+                ) from None
+        return out
+
+    @field_validator("eddystone_namespaces")
+    @classmethod
+    def _namespaces(cls, values: list[str]) -> list[str]:
+        import re
+
+        for value in values:
+            if not re.fullmatch(r"[0-9A-Fa-f]{20}", value):
+                raise ValueError(
+                    f"{value!r} must be exactly 20 hex digits, like edd1ebeac04e5defa017"
+                )
+        return [v.lower() for v in values]
+
+    @model_validator(mode="after")
+    def _zones_do_not_overlap(self) -> BeaconsConfig:
+        if self.near_m <= self.immediate_m + self.hysteresis_m:
+            raise ValueError(
+                f"beacons.near_m ({self.near_m}) must exceed immediate_m + hysteresis_m "
+                f"({self.immediate_m} + {self.hysteresis_m}) or the zones overlap"
+            )
+        return self
 
 
 class LoyaltyPattern(_Section):

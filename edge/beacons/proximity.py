@@ -337,7 +337,7 @@ class ProximityEngine:
                     # One zone at a time, so consumers always see a walkable path.
                     track.zone = track.pending
                     track.pending = -1
-                    self._emit("kiosk.beacon.zone", track, t)
+                    self._emit("kiosk.beacon.zone", track, t, closer=track.zone < zone)
                 return
             track.pending = -1
         if x < track.out_thresholds[zone]:
@@ -354,7 +354,9 @@ class ProximityEngine:
         """The estimated distance of a transmitter in metres."""
         return distance_m(track.x, track.tx_1m, self.settings.path_loss_exponent)
 
-    def _emit(self, type_: str, track: Track, t: float, dwell: bool = False) -> None:
+    def _emit(
+        self, type_: str, track: Track, t: float, *, dwell: bool = False, closer: bool = True
+    ) -> None:
         data: dict[str, Any] = {
             "beacon_class": track.beacon_class,
             "id": track.id,
@@ -366,8 +368,8 @@ class ProximityEngine:
         if dwell:
             data["dwell_s"] = round(track.last_t - track.first_t, 1)
         self.events.append(ProximityEvent(type_, t, data))
-        if track.beacon_class == "phone" and track.zone < FAR and not dwell:
-            # The kiosk offers "it's me" when a phone comes close; never relayed.
+        if track.beacon_class == "phone" and track.zone < FAR and closer and not dwell:
+            # The kiosk offers "it's me" when a phone comes closer; never relayed.
             self.events.append(
                 ProximityEvent("local.presence.phone", t, {"id": track.id, "zone": data["zone"]})
             )

@@ -117,7 +117,7 @@ def test_visit_gives_one_enter_one_exit_and_clean_zones(seed: int, interval: flo
     assert set(presence[0].data) == {"beacon_class", "id", "kind", "zone", "rssi", "distance_m"}
     # "It's me" is offered when the phone comes near, never with the token in clear.
     local = of_types(events, "local.presence.phone")
-    assert [e.data["zone"] for e in local] == ["near", "immediate", "near"]
+    assert [e.data["zone"] for e in local] == ["near", "immediate"]
     assert all(e.data["id"] == expected_id for e in local)
 
 
