@@ -115,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
 # Feature modules that add subcommands: each has ``register(subparsers, add_config_option)``.
 FEATURE_COMMAND_MODULES: Final[tuple[str, ...]] = (
     "edge.catalog.cli",
+    "edge.takeaway.cli",
     "edge.relay.cli",
     "edge.storeit_cli",
     "edge.beacons.cli",

@@ -21,6 +21,9 @@ def create_app(services: Services) -> Flask:
 
     app.register_blueprint(shopper.bp)
     app.register_blueprint(api.bp, url_prefix="/api")
+    from kiosk_ui.blueprints import takeaway
+
+    app.register_blueprint(takeaway.bp, url_prefix="/api/takeaway")
     return app
 
 
