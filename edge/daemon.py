@@ -87,18 +87,6 @@ def _hid_component(services: Services) -> Component | None:
     return hid_component(services)
 
 
-def _printer_component(services: Services) -> Component | None:
-    from edge.takeaway.printer import build_print_queue
-
-    return build_print_queue(services)
-
-
-def _mail_component(services: Services) -> Component | None:
-    from edge.takeaway.mail import build_mail_queue
-
-    return build_mail_queue(services)
-
-
 def _kiosk_component(services: Services) -> Component | None:
     if not services.config.kiosk.enabled:
         return None
@@ -111,8 +99,6 @@ def _kiosk_component(services: Services) -> Component | None:
 # configuration is disabled. Order matters only for start-up logs.
 COMPONENT_FACTORIES: list[tuple[str, ComponentFactory]] = [
     ("session", _session_component),  # first: opens services.catalog for the others
-    ("printer", _printer_component),  # sets services.printer before the kiosk serves
-    ("mail", _mail_component),  # sets services.mail
     ("printer", _printer_component),  # sets services.printer before the kiosk serves
     ("mail", _mail_component),  # sets services.mail
     ("kiosk", _kiosk_component),
