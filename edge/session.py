@@ -132,11 +132,14 @@ class SessionManager:
 
     # -- shopper actions ---------------------------------------------------------------
 
-    def touch(self, trigger: str = "touch") -> str:
-        """Record activity; starts an anonymous session if none runs. Returns its id."""
+    def touch(self, trigger: str = "touch", *, start: bool = True) -> str:
+        """Record activity; starts an anonymous session if none runs (unless ``start`` is
+        False, e.g. for showing the attract screen). Returns the session id ("" if none)."""
         with self._lock:
             now = self._clock()
             if not self._state.active:
+                if not start:
+                    return ""
                 self._start(now, trigger)
             self._state.last_activity = now
             return self._state.session_id
@@ -150,8 +153,17 @@ class SessionManager:
                 s.last_activity = now
                 self._welcome()
                 return
-            if s.active:
-                self._end(now, "identified" if s.id_hash is None else "replaced")
+            keep: list[str] = []
+            if s.active and s.id_hash is None:
+                # The anonymous shopper identified: the same person, so the screen keeps
+                # their compare list and preferences; central sees a new, personal session.
+                keep = list(s.compare)
+                self._end(now, "identified", forget=False)
+            elif s.active:
+                # Another card while someone is identified: a different person.
+                self._end(now, "replaced")
+                self._publish(new_event("local.session.cleared", {"reason": "replaced"}))
+            self._state.compare = keep
             profile = self.catalog.shopper(id_hash) if self.catalog else None
             self._state.id_hash = id_hash
             self._state.source = source
@@ -282,7 +294,7 @@ class SessionManager:
         self._publish(new_event("kiosk.session.start", data))
         _LOGGER.info("session started (%s)", trigger)
 
-    def _end(self, now: float, reason: EndReason) -> None:
+    def _end(self, now: float, reason: EndReason, *, forget: bool = True) -> None:
         s = self._state
         data: dict[str, Any] = {
             "session_id": s.session_id,
@@ -295,10 +307,10 @@ class SessionManager:
             data["id_hash"] = s.id_hash
         self._publish(new_event("kiosk.session.end", data))
         _LOGGER.info("session ended (%s)", reason)
-        self._reset()
+        self._reset(forget=forget)
 
-    def _reset(self) -> None:
-        generation = self._state.generation + 1
+    def _reset(self, *, forget: bool = True) -> None:
+        generation = self._state.generation + (1 if forget else 0)
         self._state = SessionState(generation=generation)
 
     def _welcome(self) -> None:

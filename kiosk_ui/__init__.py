@@ -17,10 +17,18 @@ def create_app(services: Services) -> Flask:
     )
     app.extensions["kiosk_services"] = services
 
-    from kiosk_ui.blueprints import api, shopper
+    from kiosk_ui.blueprints import api, compare, product, search, shopper
+    from kiosk_ui.web import init_web
 
+    init_web(app, services)  # i18n, CSRF, security headers, session hooks, /media/
     app.register_blueprint(shopper.bp)
+    app.register_blueprint(search.bp)
+    app.register_blueprint(product.bp)
+    app.register_blueprint(compare.bp)
     app.register_blueprint(api.bp, url_prefix="/api")
+    from kiosk_ui.blueprints import admin  # store IT's page (issue 8)
+
+    app.register_blueprint(admin.bp, url_prefix="/admin")
     from kiosk_ui.blueprints import takeaway
 
     app.register_blueprint(takeaway.bp, url_prefix="/api/takeaway")

@@ -1,18 +1,76 @@
-"""The shopper's screens."""
+"""The attract screen and the shopper's own controls: language, text size, "it's me",
+"not me / end session"."""
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, render_template
+from datetime import date
 
-from kiosk_ui import services_of
+from flask import Blueprint, redirect, render_template, request, session, url_for
+from werkzeug.wrappers import Response
+
+from kiosk_ui.i18n import LANGUAGES
+from kiosk_ui.security import require_csrf
+from kiosk_ui.web import catalog, services, shopper_session
 
 bp = Blueprint("shopper", __name__)
+
+
+def _back(default: str = "shopper.home") -> Response:
+    """Redirect to the page the form was on (same site only), else ``default``."""
+    target = request.form.get("next", "")
+    if target.startswith("/") and not target.startswith("//"):
+        return redirect(target, code=303)
+    return redirect(url_for(default), code=303)
 
 
 @bp.get("/")
 def home() -> str:
     """The attract screen (or "needs attention" when the configuration is unusable)."""
-    services = services_of(current_app)
-    if services.config_problems:
-        return render_template("attention.html", problems=services.config_problems)
-    return render_template("home.html")
+    svc = services()
+    if svc.config_problems:
+        return render_template("attention.html", problems=svc.config_problems)
+    store = catalog()
+    categories = store.categories() if store else []
+    covers = {}
+    if store:
+        from edge.catalog.store import SearchQuery
+
+        for slug, _ in categories:
+            hits = store.search(SearchQuery(category=slug, sort="rating", limit=1)).hits
+            if hits:
+                covers[slug] = hits[0].product.image
+    offers = store.offers_for(date.today(), ()) if store else []
+    return render_template("home.html", categories=categories, covers=covers, offers=offers[:3])
+
+
+@bp.post("/prefs")
+@require_csrf
+def prefs() -> Response:
+    """Switch the language or the larger-text mode for this shopper."""
+    lang = request.form.get("lang")
+    if lang in LANGUAGES:
+        session["lang"] = lang
+    if "large" in request.form:
+        session["large"] = request.form.get("large") == "1"
+    return _back()
+
+
+@bp.post("/session/end")
+@require_csrf
+def end_session() -> Response:
+    """ "Not me / end session": forget the shopper now and return to the attract screen."""
+    manager = shopper_session()
+    if manager is not None:
+        manager.end("ended")
+    session.clear()
+    return redirect(url_for("shopper.home"), code=303)
+
+
+@bp.post("/session/its-me")
+@require_csrf
+def its_me() -> Response:
+    """The shopper confirms the phone detected near the kiosk is theirs."""
+    manager = shopper_session()
+    if manager is not None:
+        manager.identify_nearby_phone()
+    return _back()

@@ -93,16 +93,18 @@ def test_identifying_during_an_anonymous_session_ends_it(
 ) -> None:
     """Touch first, then scan: the anonymous session ends and a personal one starts."""
     first = session.touch()
+    session.add_compare("TV-001")
+    events.clear()
+    generation = session.generation
     session.identify(DEMO_HASH, "loyalty")
-    assert types(events) == [
-        "kiosk.session.start",
-        "kiosk.session.end",
-        "kiosk.session.start",
-        "local.session.welcome",
-    ]
-    assert events[1].data["reason"] == "identified"
-    assert "id_hash" not in events[1].data
-    assert events[2].data["session_id"] != first
+    # The same person: the compare list and the browser state (generation) are kept.
+    assert session.snapshot().compare == ["TV-001"]
+    assert session.generation == generation
+    assert types(events) == ["kiosk.session.end", "kiosk.session.start", "local.session.welcome"]
+    assert events[0].data["reason"] == "identified"
+    assert events[0].data["session_id"] == first
+    assert "id_hash" not in events[0].data
+    assert events[1].data["session_id"] != first
 
 
 def test_unknown_card_is_identified_without_a_name(
@@ -240,3 +242,21 @@ def test_component_reacts_to_the_real_bus(catalog: CatalogStore) -> None:
         "kiosk.session.end",
         "local.session.cleared",
     ]
+
+
+def test_another_card_replaces_the_shopper(session: SessionManager, events: list[Event]) -> None:
+    """A second, different card while identified: the first shopper is forgotten first."""
+    session.identify(DEMO_HASH, "loyalty")
+    session.add_compare("TV-001")
+    generation = session.generation
+    events.clear()
+    session.identify("other", "loyalty")
+    assert types(events) == [
+        "kiosk.session.end",
+        "local.session.cleared",
+        "kiosk.session.start",
+        "local.session.welcome",
+    ]
+    assert events[0].data["reason"] == "replaced"
+    assert session.snapshot().compare == []
+    assert session.generation == generation + 1

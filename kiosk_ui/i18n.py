@@ -1,0 +1,134 @@
+"""French and English for the kiosk: language choice, compiled catalogs, locale-aware values.
+
+Templates use English message ids with ``_()``; ``translations/fr/LC_MESSAGES/messages.po``
+holds the French. The ``.po`` files are compiled to ``.mo`` with Babel when the app is
+created (into the data directory, so a read-only install still works): no build step.
+Prices and numbers are formatted for the shopper's language with Babel.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Final
+
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from babel.numbers import format_currency, format_decimal
+from flask import Flask, current_app, session
+from flask_babel import Babel, get_locale, lazy_gettext
+
+_LOGGER = logging.getLogger(__name__)
+
+TRANSLATIONS_SRC: Final = Path(__file__).parent / "translations"
+# Languages offered on screen, in the order of the switch.
+LANGUAGES: Final = ("fr", "en")
+# Formatting locale per language when the configured locale is for another language.
+DEFAULT_REGION: Final = {"fr": "fr_FR", "en": "en_GB"}
+
+# Category slugs of the catalog and their names on screen; unknown slugs are shown as they are.
+CATEGORY_LABELS: Final[dict[str, Any]] = {
+    "tv": lazy_gettext("Televisions"),
+    "headphones": lazy_gettext("Headphones"),
+    "laptops": lazy_gettext("Laptops"),
+    "smartphones": lazy_gettext("Smartphones"),
+    "vacuums": lazy_gettext("Vacuum cleaners"),
+}
+# Units displayed differently from how the catalog spells them.
+UNIT_DISPLAY: Final = {"in": "\u2033"}
+
+
+def compile_translations(target: Path, source: Path = TRANSLATIONS_SRC) -> Path:
+    """Compile every ``.po`` under ``source`` into ``target`` (only when newer); returns target."""
+    for po_path in source.glob("*/LC_MESSAGES/*.po"):
+        rel = po_path.relative_to(source).with_suffix(".mo")
+        mo_path = target / rel
+        if mo_path.exists() and mo_path.stat().st_mtime >= po_path.stat().st_mtime:
+            continue
+        mo_path.parent.mkdir(parents=True, exist_ok=True)
+        with po_path.open("rb") as fh:
+            catalog = read_po(fh)
+        tmp = mo_path.with_suffix(".tmp")
+        with tmp.open("wb") as out:
+            write_mo(out, catalog)
+        tmp.replace(mo_path)
+    return target
+
+
+def default_language(config_locale: str) -> str:
+    """The screen language for the configured locale (fr_FR -> fr); French if unsupported."""
+    lang = config_locale.split("_", maxsplit=1)[0]
+    return lang if lang in LANGUAGES else LANGUAGES[0]
+
+
+def formatting_locale(lang: str, config_locale: str) -> str:
+    """The Babel locale for numbers in ``lang``: the configured one when it matches."""
+    if config_locale.split("_", maxsplit=1)[0] == lang:
+        return config_locale
+    return DEFAULT_REGION.get(lang, "en_GB")
+
+
+def current_language() -> str:
+    """The language of this request: the shopper's choice, else the configured default."""
+    chosen = session.get("lang")
+    if isinstance(chosen, str) and chosen in LANGUAGES:
+        return chosen
+    default: str = current_app.config["KIOSK_DEFAULT_LANG"]
+    return default
+
+
+def _select_locale() -> str:
+    return formatting_locale(current_language(), current_app.config["KIOSK_LOCALE"])
+
+
+def price(value: float, currency: str = "EUR") -> str:
+    """A price in the current locale, e.g. "1 299,99 €" or "€1,299.99"."""
+    return format_currency(value, currency, locale=str(get_locale()))
+
+
+def number(value: float | int) -> str:
+    """A number in the current locale (decimal comma in French)."""
+    return format_decimal(value, locale=str(get_locale()))
+
+
+def unit_label(unit: str) -> str:
+    """How a unit is written on screen."""
+    return UNIT_DISPLAY.get(unit, unit)
+
+
+def spec_value(value: Any, unit: str = "") -> str:
+    """A spec value for display: localised number with its unit, Yes/No, or text."""
+    if value is None:
+        return "\u2014"
+    if isinstance(value, bool):
+        return str(lazy_gettext("Yes") if value else lazy_gettext("No"))
+    if isinstance(value, int | float):
+        shown = number(value)
+        if not unit:
+            return shown
+        label = unit_label(unit)
+        return f"{shown}{label}" if label == "\u2033" else f"{shown}\u00a0{label}"
+    return str(value)
+
+
+def category_label(slug: str) -> str:
+    """The on-screen name of a category slug."""
+    label = CATEGORY_LABELS.get(slug)
+    return str(label) if label is not None else slug
+
+
+def init_i18n(app: Flask, data_dir: Path, config_locale: str) -> None:
+    """Compile the catalogs, install Flask-Babel and the template filters."""
+    try:
+        compiled = compile_translations(data_dir / "translations")
+    except OSError:
+        _LOGGER.exception("cannot write compiled translations; the kiosk shows English")
+        compiled = data_dir / "translations"
+    app.config["KIOSK_LOCALE"] = config_locale
+    app.config["KIOSK_DEFAULT_LANG"] = default_language(config_locale)
+    app.config["BABEL_TRANSLATION_DIRECTORIES"] = str(compiled)
+    Babel(app, locale_selector=_select_locale)
+    app.jinja_env.filters.update(
+        price=price, number=number, spec_value=spec_value, category=category_label, unit=unit_label
+    )
+    app.jinja_env.globals.update(current_language=current_language, LANGUAGES=LANGUAGES)
