@@ -6,6 +6,7 @@ the receipt is the same symbol. Building the link from the configured template l
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
 import re
@@ -29,6 +30,8 @@ DOTS_PER_COLUMN: Final = 12
 PRINT_WIDTH_SHARE: Final = 0.6
 # Bigger modules than this make the code larger than phones need.
 MAX_PRINT_SCALE: Final = 8
+# Links remembered: a few comparisons per shopper, a few shoppers per minute.
+CACHE_SIZE: Final = 64
 # SKUs in the link: what catalog identifiers are made of; anything else is refused.
 _SKU_RE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 
@@ -47,8 +50,13 @@ def takeaway_url(template: str, skus: Sequence[str]) -> str:
     return template.replace("{skus}", quote(",".join(skus), safe=","))
 
 
+@functools.lru_cache(maxsize=CACHE_SIZE)
 def make(content: str) -> segno.QRCode:
-    """The QR symbol for ``content`` (error level M, smallest version that fits)."""
+    """The QR symbol for ``content`` (error level M, smallest version that fits).
+
+    Cached: choosing the mask is most of a receipt's render time, and the same link is
+    shown on screen, printed and mailed for one comparison.
+    """
     return segno.make(content, error=ERROR_LEVEL, micro=False)
 
 
