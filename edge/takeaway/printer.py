@@ -44,6 +44,9 @@ STATUS_PAPER: Final = b"\x10\x04\x04"
 # a status answer (a printer that echoes, or line noise) and is treated as no answer.
 _STATUS_FIXED_MASK: Final = 0x93
 _STATUS_FIXED_BITS: Final = 0x12
+# An idle printer is asked for its status this often (a TCP connect and three one-byte
+# answers): often enough that a paper-out shows before the next shopper, cheap on the link.
+IDLE_PROBE_S: Final = 60.0
 # Printed jobs are kept this long so the kiosk can show "printed", then deleted.
 KEEP_DONE_S: Final = 24 * 3600
 # Serial printers default to 9600 baud 8N1; most thermal models ship at 9600 or 19200.
@@ -534,6 +537,7 @@ class PrintQueue:
             )
         if self.services is not None:
             self.services.health.set(COMPONENT, "ok")
+        next_probe = loop.time()  # at start-up: staff learn of a fault before shoppers
         try:
             while True:
                 self._wake.clear()
@@ -548,10 +552,38 @@ class PrintQueue:
                     self.services.health.metric(COMPONENT, "printed", self.printed)
                 if printed:
                     self._report(None)
+                    next_probe = loop.time() + IDLE_PROBE_S  # it just proved it is fine
                     continue
-                await self._sleep(None)
+                if not self._probes:
+                    await self._sleep(None)
+                    continue
+                if loop.time() >= next_probe:
+                    # Idle: ask the printer how it is, so staff see "needs attention" before
+                    # a shopper's receipt is stuck; more often while a fault is showing.
+                    problem = await loop.run_in_executor(None, self.probe)
+                    self._report(problem)
+                    delay = IDLE_PROBE_S if problem is None else self.config.retry_interval_s
+                    next_probe = loop.time() + delay
+                await self._sleep(max(0.0, next_probe - loop.time()))
         finally:
             self._wake = None
+
+    @property
+    def _probes(self) -> bool:
+        return self.config.status_query and self.target.has_status
+
+    def probe(self) -> str | None:
+        """Read the printer's status without printing (blocking); the problem, or None."""
+        try:
+            conn = connect(self.target, self.config.timeout_s, self.config.profile)
+        except PrinterFault as fault:
+            return fault.problem
+        try:
+            return read_problem(conn)
+        except PrinterFault as fault:
+            return fault.problem
+        finally:
+            conn.close()
 
     async def _sleep(self, timeout: float | None) -> None:
         assert self._wake is not None

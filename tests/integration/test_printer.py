@@ -109,7 +109,7 @@ def test_prints_exact_bytes_after_status_check(
     asyncio.run(body())
     received = listener.received
     assert received.startswith(STATUS_PRINTER + STATUS_PAPER)
-    assert received.endswith(JOB + STATUS_PRINTER)
+    assert JOB + STATUS_PRINTER in received  # the confirmation is asked right after the job
     assert strip_status(received) == JOB
 
 
@@ -248,3 +248,25 @@ def test_file_printer_appends_and_test_page(tmp_path: Path) -> None:
     page = decode(data[: -len(JOB)])
     assert page.cuts == 1
     assert any("€" in line for line in page.lines)
+
+
+def test_idle_printer_fault_shows_before_any_job(
+    tmp_path: Path, port: int, listener: PrinterListener
+) -> None:
+    """An idle printer is asked for its status: a paper-out shows with no job, then clears."""
+    listener.mode = "paper_out"
+    listener.start()
+
+    async def body() -> None:
+        async with Running(make_services(tmp_path, port)) as run:
+            await wait_for(lambda: bool(run.faults))
+            assert run.faults[0].data["problem"] == "paper out"
+            assert run.faults[0].data["queued"] == 0
+            health = run.services.health.get("printer")
+            assert health is not None
+            assert health.reason == "printer needs attention: paper out"
+            listener.mode = "ok"
+            await wait_for(lambda: run.services.health.get("printer").state == "ok")  # type: ignore[union-attr]
+
+    asyncio.run(body())
+    assert strip_status(listener.received) == b""  # only status requests, nothing printed
