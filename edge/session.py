@@ -122,7 +122,10 @@ class SessionManager:
             s = self._state
             if s.id_hash is None:
                 return None
-            offers = self.catalog.offers_for(self._today(), s.segments) if self.catalog else []
+            found = self.catalog.offers_for(self._today(), s.segments) if self.catalog else []
+            # The welcome shows what is meant for this shopper: their segments' offers, then
+            # store-wide ones; offers tied to a few products belong on those product pages.
+            offers = [o for o in found if o.segments or not o.skus]
             return {
                 "first_name": s.first_name,
                 "locale": s.locale,

@@ -40,6 +40,10 @@ class WebServer:
             channel_timeout=30,
             clear_untrusted_proxy_headers=True,
         )
+        # Send every write at once: waitress otherwise holds a running response's output until
+        # 18 kB have accumulated, which would stall the live event stream (SSE). Set on the
+        # adjustments object because the send_bytes keyword is deprecated in waitress 3.
+        server.adj.send_bytes = 1
         self.bound_port = int(server.effective_port)
         finished = threading.Event()
 

@@ -7,6 +7,7 @@ SKU 404. ``/api/events`` streams the local events the screen reacts to (Server-S
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from typing import Any, Final
 
@@ -33,9 +34,12 @@ STREAM_EVENTS: Final = {
     "local.product.open": "product",
     "local.kiosk.identify": "identify",
 }
-# A comment line this often keeps proxies and the browser from timing the stream out, and
-# lets the server notice a closed tab.
-KEEPALIVE_S: Final = 15.0
+# A comment line this often keeps the stream alive and lets the server notice a closed tab
+# (waitress only learns of a disconnect when a write fails), freeing its thread.
+KEEPALIVE_S: Final = 2.0
+# Each open stream holds a server thread; the kiosk shows one page at a time, so beyond this
+# many streams the oldest (a page already left) is ended.
+MAX_STREAMS: Final = 3
 # How often a waiting stream checks whether the daemon is stopping.
 STREAM_POLL_S: Final = 0.5
 
@@ -245,6 +249,25 @@ def compare_add() -> Response | tuple[Response, int]:
     return jsonify({"compare": items})
 
 
+_streams_lock = threading.Lock()
+
+
+def _register_stream(streams: list[threading.Event]) -> threading.Event:
+    """A stop flag for a new stream; ends the oldest streams beyond MAX_STREAMS."""
+    stop = threading.Event()
+    with _streams_lock:
+        streams.append(stop)
+        while len(streams) > MAX_STREAMS:
+            streams.pop(0).set()
+    return stop
+
+
+def _unregister_stream(streams: list[threading.Event], stop: threading.Event) -> None:
+    with _streams_lock:
+        if stop in streams:
+            streams.remove(stop)
+
+
 def _sse(name: str, data: dict[str, Any]) -> str:
     return f"event: {name}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
 
@@ -255,13 +278,15 @@ def events() -> Response:
     services = services_of(current_app)
     sub = services.bus.subscribe_thread(*STREAM_EVENTS, "local.presence.phone", "kiosk.beacon.")
     manager = services.session
+    streams: list[threading.Event] = current_app.extensions.setdefault("kiosk_streams", [])
+    stop = _register_stream(streams)
 
     def stream() -> Iterator[str]:
         phone = bool(manager and manager.snapshot().phone_nearby)
         try:
             yield "retry: 2000\n" + _sse("hello", {"phone_nearby": phone})
             idle = 0.0
-            while not services.stopping.is_set():
+            while not services.stopping.is_set() and not stop.is_set():
                 event = sub.get(timeout=STREAM_POLL_S)
                 if event is None:
                     idle += STREAM_POLL_S
@@ -280,6 +305,7 @@ def events() -> Response:
                     yield _sse("phone", {"nearby": phone})
         finally:
             sub.close()
+            _unregister_stream(streams, stop)
 
     response = Response(stream_with_context(stream()), mimetype="text/event-stream")
     response.headers["Cache-Control"] = "no-store"

@@ -47,6 +47,7 @@ def catalog(tmp_path: Path) -> Iterator[CatalogStore]:
             ),
             CatalogChange("offer", "gold-10", {"title": "Gold -10 %", "segments": ["gold"]}),
             CatalogChange("offer", "all-5", {"title": "-5 % for all"}),
+            CatalogChange("offer", "tv-1", {"title": "TV bundle", "skus": ["TV-001"]}),
             CatalogChange("offer", "silver", {"title": "Silver", "segments": ["silver"]}),
         ]
     )

@@ -1,0 +1,179 @@
+"""A shopper's whole visit in Debian's Chromium against the real daemon and waitress server.
+
+search -> product -> add two products to compare -> compare shows differing rows -> write a
+review -> a loyalty scan on the bus shows the welcome without reload -> a product scan opens
+its page -> idle timeout returns home with nothing left. Screenshots of each screen are saved
+under tests/artifacts/.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from edge.events import new_event
+from edge.privacy import hash_identifier
+from tests.browser.conftest import shot
+from tests.conftest import REPO_ROOT, ConfigWriter
+from tests.support.daemon import InProcessDaemon
+
+pytestmark = pytest.mark.browser
+
+DEMO_CATALOG = REPO_ROOT / "firmware_config" / "demo" / "catalog.json"
+DEMO_SALT = "demo-salt-not-secret"
+IDLE_S = 10.0  # the smallest idle timeout the configuration allows
+
+
+@pytest.fixture
+def daemon(write_config: ConfigWriter) -> InProcessDaemon:
+    config = write_config(
+        device={"identity_salt": DEMO_SALT, "locale": "fr_FR"},
+        kiosk={"catalog_file": str(DEMO_CATALOG), "idle_timeout_s": IDLE_S},
+    )
+    with InProcessDaemon(config) as running:
+        yield running  # type: ignore[misc]
+
+
+def publish(daemon: InProcessDaemon, event_type: str, data: dict[str, object]) -> None:
+    daemon.run_on_loop(daemon.services.bus.publish, new_event(event_type, data))
+
+
+def wait_live(page: Page) -> None:
+    """Wait until the page's Server-Sent Events stream is open."""
+    page.wait_for_function("document.body.dataset.liveOpen === '1'")
+
+
+def test_search_compare_review_welcome_scan_and_idle(daemon: InProcessDaemon, page: Page) -> None:
+    """The whole visit, end to end, in French, with live events and the idle reset."""
+    base = daemon.base_url
+    page.goto(base + "/")
+    expect(page.locator("h1")).to_contain_text("Trouvez")
+    expect(page.locator(".category")).to_have_count(5)
+    shot(page, "kiosk-01-home")
+
+    # Search, accent-insensitive.
+    page.fill("#hero-q", "televiseur oled")
+    page.press("#hero-q", "Enter")
+    expect(page).to_have_url(re.compile(r"/search\?q=televiseur"))
+    cards = page.locator(".grid .card")
+    expect(cards.first).to_be_visible()
+    assert cards.count() >= 2
+    expect(page.locator(".card-name").first).to_contain_text("Téléviseur")
+    shot(page, "kiosk-02-search")
+
+    # First product: open and add to compare.
+    first_name = page.locator(".card-name").nth(0).inner_text()
+    page.locator(".card-link").nth(0).click()
+    expect(page.locator("h1.product-name")).to_have_text(first_name)
+    expect(page.locator(".spec-table tr").first).to_be_visible()
+    expect(page.locator(".rating-summary")).to_be_visible()
+    shot(page, "kiosk-03-product")
+    page.get_by_role("button", name=re.compile("Comparer")).first.click()
+    expect(page.locator("[data-compare-count]")).to_have_text("1")
+
+    # Second product from the results, add to compare, open the comparison.
+    page.go_back()
+    page.go_back()
+    page.locator(".card-link").nth(1).click()
+    page.get_by_role("button", name=re.compile("Comparer")).first.click()
+    expect(page.locator("[data-compare-count]")).to_have_text("2")
+    page.locator(".compare-link").click()
+    expect(page.locator(".compare-product")).to_have_count(2)
+    assert page.locator("tr.differs").count() >= 1
+    expect(page.locator("tr[data-row=price] th")).to_contain_text("Prix")
+    shot(page, "kiosk-04-compare")
+    same_before = page.locator("tbody tr.same").count()
+    page.locator("[data-toggle-same]").click()
+    expect(page.locator("tbody tr.same")).to_have_count(0)
+    assert page.locator("tbody tr.differs").count() >= 1
+    if same_before:
+        expect(page.locator(".compare-tools")).to_contain_text("masqu")
+
+    # Write a review (keyboard and touch friendly form), see the moderation notice.
+    page.locator(".compare-product a").first.click()
+    page.get_by_role("link", name="Donner mon avis").first.click()
+    page.locator("label[for=rating-4]").click()
+    page.fill("#title", "Très belle image")
+    page.fill("#text", "Les couleurs sont superbes <b>vraiment</b>, le son correct.")
+    page.fill("#author", "Camille D.")
+    shot(page, "kiosk-05-review-form")
+    page.locator("input[name=consent]").check()
+    page.get_by_role("button", name="Envoyer mon avis").click()
+    expect(page.locator("[data-thanks]")).to_contain_text("après modération")
+    shot(page, "kiosk-06-review-thanks")
+    pending = daemon.services.catalog.reviews_for(
+        page.url.split("/products/")[1].split("/")[0], statuses=("pending",)
+    )
+    assert [r.title for r in pending] == ["Très belle image"]
+
+    # A loyalty scan on the bus: the welcome appears live, without a reload.
+    page.goto(base + "/products/TV-002")
+    wait_live(page)
+    page.evaluate("window.__noReload = 42")
+    card_hash = hash_identifier(DEMO_SALT, "loyalty", "2900001234566")
+    publish(daemon, "kiosk.loyalty.scan", {"id_hash": card_hash, "source": "camera"})
+    expect(page.locator("[data-welcome-title]")).to_have_text("Bienvenue, Camille !")
+    expect(page.locator("[data-welcome-offers]")).to_contain_text("Gold")
+    assert page.evaluate("window.__noReload") == 42
+    shot(page, "kiosk-07-welcome")
+
+    # A product scanned at the camera opens its page.
+    publish(daemon, "kiosk.product.scan", {"ean": "3760000000017", "source": "camera"})
+    expect(page).to_have_url(re.compile(r"/products/TV-001"))
+    expect(page.locator("[data-welcome-title]")).to_have_text("Bienvenue, Camille !")
+    shot(page, "kiosk-08-scanned-product")
+
+    # Type something, then walk away: the kiosk returns home with nothing left.
+    wait_live(page)
+    page.fill("#top-q", "casque sans fil")
+    started = time.monotonic()
+    page.wait_for_url(base + "/", timeout=(IDLE_S + 15) * 1000)
+    assert time.monotonic() - started >= IDLE_S - 6  # the last activity ping was <= 5 s before
+    expect(page.locator("[data-welcome]")).to_be_hidden()
+    expect(page.locator("[data-compare-count]")).to_have_text("0")
+    expect(page.locator("#hero-q")).to_have_value("")
+    state = daemon.services.session.snapshot()
+    assert state.id_hash is None
+    assert state.compare == []
+    shot(page, "kiosk-09-after-idle")
+
+
+def test_language_switch_and_larger_text(daemon: InProcessDaemon, page: Page) -> None:
+    """The switch shows English with English prices; the larger-text mode grows the text."""
+    page.goto(daemon.base_url + "/products/TV-001")
+    price_fr = page.locator(".price-large").inner_text()
+    assert "€" in price_fr
+    assert "," in price_fr
+    page.get_by_role("button", name="English").click()
+    expect(page.locator("html")).to_have_attribute("lang", "en")
+    expect(page.get_by_role("heading", name="Specifications")).to_be_visible()
+    price_en = page.locator(".price-large").inner_text()
+    assert price_en.startswith("€")
+    assert "." in price_en
+    size_before = page.evaluate("parseFloat(getComputedStyle(document.body).fontSize)")
+    page.locator("[data-testid=large-text]").click()
+    size_after = page.evaluate("parseFloat(getComputedStyle(document.body).fontSize)")
+    assert size_after > size_before * 1.2
+    shot(page, "kiosk-10-english-large")
+    # Keyboard operable: Tab reaches the search field and a button shows a visible focus ring.
+    page.keyboard.press("Tab")
+    page.keyboard.press("Tab")
+    focused = page.evaluate("document.activeElement.tagName")
+    assert focused in ("A", "INPUT", "BUTTON")
+
+
+def test_touch_targets_are_at_least_44px(daemon: InProcessDaemon, page: Page) -> None:
+    """Every visible button and link on the main screens is at least 44 px tall."""
+    base = daemon.base_url
+    for path in ("/", "/search?q=casque", "/products/TV-001", "/compare?sku=TV-001&sku=TV-002"):
+        page.goto(base + path)
+        small = page.evaluate(
+            """() => [...document.querySelectorAll('button, a.btn, a.chip, a.card-link, .category')]
+                .filter(e => e.offsetParent !== null)
+                .map(e => [e.textContent.trim().slice(0, 30), e.getBoundingClientRect().height])
+                .filter(([, h]) => h < 44)"""
+        )
+        assert small == [], f"{path}: {small}"
