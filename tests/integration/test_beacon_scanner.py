@@ -13,6 +13,7 @@ import asyncio
 import os
 import stat
 import subprocess
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ testcase = pytest.importorskip("dbusmock.testcase")
 from edge.beacons import encode  # noqa: E402
 from edge.beacons.component import BeaconsComponent, create_component  # noqa: E402
 from edge.beacons.frames import EDDYSTONE_UUID  # noqa: E402
+from edge.beacons.replay import parse_record  # noqa: E402
 from edge.beacons.scanner import BleakSource  # noqa: E402
 from edge.bus import Bus  # noqa: E402
 from edge.config import parse_config  # noqa: E402
@@ -32,6 +34,7 @@ from edge.events import Event  # noqa: E402
 from edge.health import Health  # noqa: E402
 from edge.privacy import hash_identifier  # noqa: E402
 from edge.services import Services  # noqa: E402
+from tests.conftest import KIOSK_EDGE  # noqa: E402
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -351,3 +354,44 @@ def test_chosen_adapter_missing_then_plugged_in(bluez: FakeBlueZ, tmp_path: Path
     received = run_component(services, scenario)
     assert of_type(received, "kiosk.beacon.enter")
     assert state(services)[0] == "ok"
+
+
+def test_record_command_writes_the_replay_shape(bluez: FakeBlueZ, tmp_path: Path) -> None:
+    """`kiosk-edge beacons record` writes live advertisements that `replay` reads back."""
+    bluez.start()
+    bluez.add_adapter("hci0")
+    token = encode.ibeacon(APP_UUID, 9, 9, -59)
+    phone = bluez.add_device(PHONE, -70, {0x004C: token})
+    out = tmp_path / "trace.jsonl"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("KIOSK_EDGE_CONFIG", None)
+    proc = subprocess.Popen(
+        [*KIOSK_EDGE, "beacons", "record", str(out), "--duration", "6", "--adapter", "hci0"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 15
+        # Advertise until the recorder has written something (it starts scanning first).
+        while time.monotonic() < deadline and proc.poll() is None:
+            bluez.advertise(phone, -60 - int(time.monotonic() * 10) % 3, {0x004C: token})
+            time.sleep(0.1)
+            if out.exists() and out.stat().st_size > 0:
+                break
+        for i in range(5):
+            bluez.advertise(phone, -50 - i)
+            time.sleep(0.05)
+        _, stderr = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, stderr
+    assert "recorded" in stderr
+    records = [parse_record(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert len(records) >= 3
+    assert {r.address for r in records} == {PHONE}
+    assert records[-1].manufacturer_data == {0x004C: token}
+    assert all(r.t > 1.7e9 for r in records)  # epoch seconds
