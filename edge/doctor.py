@@ -21,6 +21,8 @@ import ssl
 import subprocess
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -952,10 +954,60 @@ def _bluetooth(config: Config) -> list[CheckResult]:
     return [evaluate_adapter(probe_adapter(b.adapter), b.scanning_mode)]
 
 
-def _camera(config: Config) -> list[CheckResult]:
+def evaluate_camera_in_daemon(component: dict[str, Any], wanted_fps: float) -> CheckResult:
+    """The camera as the running daemon's camera component reports it (it holds the device)."""
+    state = component.get("state")
+    reason = str(component.get("reason") or "")
+    if state == "failed":
+        return failed(
+            "camera",
+            f"the daemon's camera component failed: {reason}",
+            "check the cable and that the kiosk-edge user is in the video group "
+            "(ls -l /dev/video*), or set barcodes.camera",
+        )
+    metrics = component.get("metrics") or {}
+    fps = metrics.get("fps")
+    detail = "in use by the running daemon" + (
+        f" at {fps:g} fps" if isinstance(fps, int | float) else ""
+    )
+    if state == "degraded":
+        return warn("camera", f"{detail}, degraded: {reason}", "see the camera's reason above")
+    if isinstance(fps, int | float) and fps < wanted_fps * CAMERA_MIN_FPS_SHARE:
+        return warn(
+            "camera",
+            detail + f", below the configured {wanted_fps:g} fps",
+            "improve the lighting (auto-exposure lowers the rate) or use a USB 2 port",
+        )
+    return ok("camera", detail)
+
+
+def fetch_daemon_components(config: Config, timeout: float = 1.0) -> dict[str, Any] | None:
+    """The running daemon's component states from its /api/healthz, None when it is not up."""
+    k = config.kiosk
+    if not k.enabled:
+        return None
+    url = f"http://{k.host}:{k.port}/api/healthz"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            body = json.loads(resp.read())
+    except urllib.error.HTTPError as err:  # 503: degraded, still a valid report
+        try:
+            body = json.loads(err.read())
+        except ValueError:
+            return None
+    except (OSError, ValueError):
+        return None
+    components = body.get("components") if isinstance(body, dict) else None
+    return components if isinstance(components, dict) else None
+
+
+def _camera(config: Config, components: dict[str, Any] | None) -> list[CheckResult]:
     c = config.barcodes
     if not c.enabled:
         return _disabled("camera", "barcodes")
+    running = (components or {}).get("camera")
+    if isinstance(running, dict) and running.get("state") in ("ok", "degraded", "failed"):
+        return [evaluate_camera_in_daemon(running, c.fps)]
     return [evaluate_camera(probe_camera(c.camera), c.fps)]
 
 
@@ -972,9 +1024,16 @@ def _broker(config: Config) -> list[CheckResult]:
 
 
 def run_checks(
-    config: Config, config_problems: Iterable[str] = (), config_path: str = "edge.toml"
+    config: Config,
+    config_problems: Iterable[str] = (),
+    config_path: str = "edge.toml",
+    components: dict[str, Any] | None = None,
 ) -> list[CheckResult]:
-    """Every check, in a fixed order; the slow network ones run side by side."""
+    """Every check, in a fixed order; the slow network ones run side by side.
+
+    ``components`` is the running daemon's health (the admin page passes its own); the camera
+    is then judged from it, since the daemon holds the device and a second open would fail.
+    """
     problems = list(config_problems)
     groups: list[tuple[str, Callable[[], list[CheckResult]]]] = [
         ("config", lambda: [evaluate_config(problems, config_path)]),
@@ -982,7 +1041,7 @@ def run_checks(
     if not problems:  # a broken file's parts would be checked against defaults: skip them
         groups += [
             ("bluetooth", lambda: _bluetooth(config)),
-            ("camera", lambda: _camera(config)),
+            ("camera", lambda: _camera(config, components)),
             ("printer", lambda: _printer(config)),
             ("broker", lambda: _broker(config)),
         ]

@@ -17,7 +17,7 @@ WAIT_POLL_S: Final = 0.5
 def _cmd_doctor(args: argparse.Namespace) -> int:
     from edge.cli import EXIT_FAILURE, EXIT_OK
     from edge.config import Config, ConfigError, config_path_from, load_config
-    from edge.doctor import format_table, run_checks, to_json, worst
+    from edge.doctor import fetch_daemon_components, format_table, run_checks, to_json, worst
 
     path = config_path_from(args.config)
     problems: list[str] = []
@@ -26,7 +26,8 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         problems = [str(p) for p in exc.problems]
         config = Config()
-    results = run_checks(config, problems, str(path))
+    running = fetch_daemon_components(config) if not problems else None
+    results = run_checks(config, problems, str(path), running)
     print(to_json(results) if args.json else format_table(results))
     return EXIT_FAILURE if worst(results) == "fail" else EXIT_OK
 

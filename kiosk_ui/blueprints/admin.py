@@ -166,7 +166,9 @@ def _doctor(force: bool = False) -> tuple[list[CheckResult], float]:
     if force or not cache or now - cache["at"] > DOCTOR_CACHE_S:
         services = services_of(current_app)
         path = str(services.extras.get("config_path", "edge.toml"))
-        cache["results"] = run_checks(services.config, services.config_problems, path)
+        cache["results"] = run_checks(
+            services.config, services.config_problems, path, services.health.snapshot()
+        )
         cache["at"] = now
     return cache["results"], cache["at"]
 

@@ -251,3 +251,27 @@ def test_table_and_json() -> None:
         "fix": "allow NTP",
     }
     assert worst(results) == "warn"
+
+
+def test_camera_held_by_the_daemon_is_judged_from_its_health(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With the daemon running, the doctor does not open the camera (the daemon holds it)."""
+    from edge.config import Config
+
+    def must_not_open(_source: str) -> CameraReading:
+        raise AssertionError("the doctor opened a camera the daemon is using")
+
+    monkeypatch.setattr(doctor, "probe_camera", must_not_open)
+    config = Config()
+    config.beacons.enabled = config.mqtt.enabled = config.printer.enabled = False
+    running = {"camera": {"state": "ok", "metrics": {"fps": 14.9}}}
+    result = {r.name: r for r in doctor.run_checks(config, components=running)}["camera"]
+    assert result.status == "ok"
+    assert "14.9 fps" in result.detail
+    slow = {"state": "ok", "metrics": {"fps": 3.0}}
+    assert doctor.evaluate_camera_in_daemon(slow, 15).status == "warn"
+    broken = {"state": "failed", "reason": "OSError: cannot open /dev/video0"}
+    failed_result = doctor.evaluate_camera_in_daemon(broken, 15)
+    assert failed_result.status == "fail"
+    assert "/dev/video0" in failed_result.detail
