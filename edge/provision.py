@@ -54,6 +54,8 @@ UNITS: Final = ("kiosk-edge.service", "kiosk-browser.service")
 # Both units start with the machine (Raspberry Pi OS Lite boots to multi-user.target).
 WANTS_DIR: Final = Path("etc/systemd/system/multi-user.target.wants")
 ROTATIONS: Final = (0, 90, 180, 270)
+# What kiosk-browser.service runs (Debian packages cage and chromium).
+KIOSK_PROGRAMS: Final = ("/usr/bin/cage", "/usr/bin/chromium")
 DEFAULT_DISPLAY_MODE: Final = "1920x1080@60D"
 MQTT_PORTS: Final = {"mqtt": 1883, "mqtts": 8883}
 PRINTER_SCHEMES: Final = ("usb", "tcp", "serial", "file")
@@ -449,6 +451,8 @@ def make_plan(req: Request) -> Plan:
     """Validate everything and compute every file; raises ProvisionError before any write."""
     if not req.root.is_dir():
         raise ProvisionError(f"--root {req.root} is not a directory; mount the image there first")
+    if not req.dry_run and not os.access(req.root, os.W_OK):
+        raise ProvisionError(f"cannot write to {req.root}; run provision as root (sudo)")
     if req.rotate not in ROTATIONS:
         raise ProvisionError(f"--rotate {req.rotate} is not allowed; use 0, 90, 180 or 270")
     if not re.fullmatch(r"\d{3,4}x\d{3,4}(@\d{2,3})?D?", req.display_mode):
@@ -467,6 +471,10 @@ def make_plan(req: Request) -> Plan:
     _admin_password(req.root, plan)
     _static_actions(req, req.root, config.content.decode() if config.content else "", plan)
     _boot_actions(req, req.root, plan)
+    missing = [p for p in KIOSK_PROGRAMS if not (req.root / p.lstrip("/")).exists()]
+    if missing:
+        names = " ".join(Path(p).name for p in missing)
+        plan.notes.append(f"the kiosk screen needs {names}: apt-get install {names}")
     if broker.tls and req.cert is None and not (req.root / CERT_FILE).exists():
         plan.notes.append(
             f"no client certificate yet: install central's signed certificate with --cert FILE "

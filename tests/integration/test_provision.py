@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -289,3 +290,16 @@ def test_script_and_cli_are_the_same_code(image: Path, cli_env: dict[str, str]) 
         check=False,
     )
     assert bad.returncode == 2
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="no systemd-analyze")
+def test_installed_daemon_unit_verifies(image: Path) -> None:
+    """The unit provision installed (venv path rewritten) passes systemd-analyze verify."""
+    assert run(image) == 0
+    unit = image / "etc/systemd/system/kiosk-edge.service"
+    proc = subprocess.run(
+        ["systemd-analyze", "verify", "--recursive-errors=no", str(unit)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0
+    assert proc.stdout + proc.stderr == ""

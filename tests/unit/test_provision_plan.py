@@ -90,3 +90,22 @@ def test_render_toml_round_trips() -> None:
         "mqtt": {"port": 8883, "enabled": True, "tls": {"enabled": True, "cert_file": "/x"}},
     }
     assert tomllib.loads(render_toml(data)) == data
+
+
+def test_post_install_on_the_live_system() -> None:
+    """On / it creates users and directories and reloads systemd and udev; into an image it
+    leaves that to the first boot."""
+    from pathlib import Path
+
+    from edge.provision import post_install
+
+    ran: list[list[str]] = []
+    lines = post_install(Path("/"), run=ran.append)
+    commands = [argv[0] for argv in ran]
+    for tool in ("systemd-sysusers", "systemd-tmpfiles", "systemctl", "udevadm"):
+        assert tool in commands
+    assert any("reboot" in line for line in lines)
+    ran.clear()
+    image_lines = post_install(Path("/tmp"), run=ran.append)
+    assert ran == []
+    assert "first boot" in image_lines[0]
