@@ -101,7 +101,10 @@ def clean_text(value: str) -> str:
 def format_price(amount: float, currency: str, lang: str) -> str:
     """A price as the shopper reads it, e.g. "1 299,00 €" (fr) or "€1,299.00" (en)."""
     locale = "fr_FR" if language_of(lang) == "fr" else "en_GB"
-    formatted = format_currency(amount, currency or "EUR", locale=locale)
+    try:
+        formatted = format_currency(amount, currency or "EUR", locale=locale)
+    except (ArithmeticError, ValueError):  # absurd amounts babel cannot quantize
+        formatted = f"{amount:.6g} {clean_text(currency)}"
     return "".join(_SPACES.get(ch, ch) for ch in formatted)
 
 
@@ -111,10 +114,11 @@ def format_value(value: float | int | str | bool, unit: str, lang: str) -> str:
         shown = text(lang, "yes") if value else text(lang, "no")
     elif isinstance(value, int | float):
         locale = "fr_FR" if language_of(lang) == "fr" else "en_GB"
-        shown = "".join(
-            _SPACES.get(ch, ch)
-            for ch in format_decimal(value, locale=locale, group_separator=False)
-        )
+        try:
+            raw = format_decimal(value, locale=locale, group_separator=False)
+        except (ArithmeticError, ValueError):  # beyond babel's precision (1e25 and up)
+            raw = f"{value:.6g}"
+        shown = "".join(_SPACES.get(ch, ch) for ch in raw)
     else:
         shown = clean_text(value)
     unit = clean_text(unit)
