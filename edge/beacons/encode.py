@@ -6,6 +6,7 @@ the daemon itself never transmits.
 
 from __future__ import annotations
 
+import logging
 import struct
 import uuid as uuid_mod
 from typing import Final
@@ -21,6 +22,8 @@ from edge.beacons.frames import (
     URL_EXPANSIONS,
     URL_SCHEMES,
 )
+
+_LOGGER = logging.getLogger(__name__)
 
 # Longest expansions first so ".com/" wins over ".com".
 _EXPANSIONS_BY_LENGTH: Final = sorted(

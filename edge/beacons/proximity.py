@@ -23,7 +23,7 @@ import logging
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Final, NamedTuple
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from edge.beacons.allowlist import Allowlist, BeaconClass
 from edge.beacons.frames import (
@@ -35,6 +35,9 @@ from edge.beacons.frames import (
     parse_eddystone,
 )
 from edge.privacy import hash_identifier
+
+if TYPE_CHECKING:
+    from edge.config import BeaconsConfig
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -95,7 +98,7 @@ class ProximitySettings:
             )
 
     @classmethod
-    def from_config(cls, config: Any) -> ProximitySettings:
+    def from_config(cls, config: BeaconsConfig) -> ProximitySettings:
         """Take the matching fields of a BeaconsConfig."""
         return cls(
             path_loss_exponent=config.path_loss_exponent,

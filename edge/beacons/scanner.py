@@ -108,12 +108,16 @@ class BleakSource:
         self._last_adv = time.monotonic()
 
     def now(self) -> float:
-        """Advertisements are stamped with the wall clock (epoch seconds)."""
-        return time.time()
+        """Advertisements are stamped with the monotonic clock.
+
+        A Pi has no real-time clock: NTP moves the wall clock by months after boot, which
+        must not make every shopper "leave", or stay for months.
+        """
+        return time.monotonic()
 
     def wall_time(self, t: float) -> float:
-        """Identity: advertisement time is epoch seconds."""
-        return t
+        """Epoch seconds for a monotonic advertisement time."""
+        return time.time() - (time.monotonic() - t)
 
     def _report(self, state: Literal["ok", "degraded", "failed"], reason: str = "") -> None:
         if self.health is not None:
@@ -131,6 +135,8 @@ class BleakSource:
             try:
                 await scanner.start()
             except SCAN_ERRORS as exc:
+                if "not found" in str(exc):
+                    raise  # no such adapter: active scanning would fail the same way
                 note = f"passive scanning unavailable on {self.adapter} ({exc}); scanning actively"
                 _LOGGER.warning("%s", note)
             else:
@@ -149,7 +155,7 @@ class BleakSource:
 
     async def async_run(self, sink: AdvertisementSink, on_started: Callable[[], None]) -> None:
         """Scan until cancelled; restart with backoff after errors and long silences."""
-        clock = time.time
+        clock = time.monotonic
 
         def callback(device: BLEDevice, adv: AdvertisementData) -> None:
             sink(clock(), device.address, adv.rssi, adv.manufacturer_data, adv.service_data)
