@@ -77,6 +77,7 @@ def test_corpus_through_video_writer_and_capture_source(tmp_path: Path) -> None:
             assert frame is not None
             assert frame.shape == (480, 640, 3)
             texts = [r.text for r in decoder.decode(frame)]
+            assert set(texts) <= {sample.text}, f"{sample.file}: misread {texts}"
             if sample.text:
                 total += 1
                 hits += sample.text in texts
