@@ -18,7 +18,6 @@ import logging
 import mimetypes
 import re
 import smtplib
-import sqlite3
 import ssl
 import threading
 import time
@@ -37,7 +36,8 @@ from edge.config import MailConfig
 from edge.events import new_event
 from edge.services import Services
 from edge.takeaway import qr
-from edge.takeaway.compare import build_comparison, language_of, text
+from edge.takeaway.compare import build_comparison, clean_text, language_of, text
+from edge.takeaway.queuedb import open_queue_db
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -216,7 +216,7 @@ def build_message(
     if not products:
         raise ValueError("nothing to send: no products")
     lang = language_of(ctx.lang)
-    names = ", ".join(p.name for p in products)
+    names = ", ".join(clean_text(p.name) for p in products)  # one line: no header injection
     key = "subject_compare" if len(products) > 1 else "subject_product"
     msg = EmailMessage()
     msg["Subject"] = text(lang, key).format(names=names)[:200]
@@ -358,15 +358,9 @@ class MailQueue:
         self.store_name = store_name
         self._url_for = url_for or (lambda skus: "")
         self._load_image = load_image
-        data_dir.mkdir(parents=True, exist_ok=True)
         self.path = data_dir / DB_NAME
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        # Deleted and overwritten content is zeroed, so an erased address leaves no trace.
-        self._db.execute("PRAGMA secure_delete=ON")
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
+        self._db = open_queue_db(self.path, _SCHEMA, secure_delete=True)
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.sent = 0

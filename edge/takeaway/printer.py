@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import sqlite3
 import threading
 import time
 import uuid
@@ -29,6 +28,7 @@ from urllib.parse import parse_qs, urlsplit
 from edge.config import Config, PrinterConfig
 from edge.events import new_event
 from edge.services import Services
+from edge.takeaway.queuedb import open_queue_db
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -362,14 +362,9 @@ class PrintQueue:
         self.target = parse_printer_url(config.url)
         self.services = services
         self._render_test_page = render_test_page
-        data_dir.mkdir(parents=True, exist_ok=True)
         self.path = data_dir / DB_NAME
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        # A receipt the shopper was promised must survive a power cut right after the 202.
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
+        self._db = open_queue_db(self.path, _SCHEMA)
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.problem: str | None = None  # the current fault, None when the printer is fine

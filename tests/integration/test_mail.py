@@ -375,3 +375,19 @@ def test_demo_outbox_dir_writes_eml(
     assert "Votre comparatif" not in plain  # the intro, not the receipt title
     assert "Voici le comparatif" in plain
     assert len(images) == 3
+
+
+def test_product_name_cannot_inject_headers() -> None:
+    """A catalog name with CR/LF stays inside the Subject line."""
+    from datetime import datetime
+
+    from edge.takeaway.mail import MailContext, build_message
+
+    evil = Product("X-1", "TV\r\nBcc: victim@example.com", 10.0)
+    ctx = MailContext(
+        "kiosk@shop.example", "Shop", "https://s.example/c", "en", datetime.now().astimezone()
+    )
+    raw = build_message(ADDRESS, [evil], ctx).as_bytes()
+    headers = raw.split(b"\n\n", 1)[0]
+    assert b"\nBcc:" not in headers
+    assert b"Subject: Your product: TV Bcc: victim@example.com" in headers

@@ -270,3 +270,17 @@ def test_idle_printer_fault_shows_before_any_job(
 
     asyncio.run(body())
     assert strip_status(listener.received) == b""  # only status requests, nothing printed
+
+
+def test_unreadable_queue_database_is_set_aside(tmp_path: Path, port: int) -> None:
+    """A corrupt print-queue file does not stop the kiosk: moved aside, a new queue works."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "print-queue.sqlite3").write_bytes(b"this is not a database" * 200)
+    services = make_services(tmp_path, port)
+    queue = build_print_queue(services)
+    assert queue is not None
+    job = queue.submit(JOB)
+    assert queue.job(job) is not None
+    queue.close()
+    assert len(list(data.glob("print-queue.sqlite3.corrupt-*"))) == 1
