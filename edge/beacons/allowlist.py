@@ -85,10 +85,3 @@ class Allowlist:
     def empty(self) -> bool:
         """True when nothing is allowed (every advertisement will be dropped)."""
         return not (self.ibeacon or self.altbeacon or self.namespaces)
-
-    def ibeacon_class(self, uuid: str) -> BeaconClass | None:
-        """The class of an iBeacon UUID string, or None when it is not allowed."""
-        try:
-            return self.ibeacon.get(uuid_mod.UUID(uuid).bytes)
-        except ValueError:
-            return None

@@ -176,12 +176,23 @@ def _cmd_record(args: argparse.Namespace) -> int:
         out.write(format_record(adv) + "\n")
         out.flush()
 
+    error = ""
     try:
-        asyncio.run(async_record(adapter, config.beacons.scanning_mode, write, args.duration))
+        source = asyncio.run(
+            async_record(adapter, config.beacons.scanning_mode, write, args.duration)
+        )
+        error = source.last_error
     except KeyboardInterrupt:
         pass
     finally:
         if out is not sys.stdout:
             out.close()
+    if count == 0 and error:
+        print(
+            f"kiosk-edge: nothing recorded: scanning on {adapter} failed ({error}); "
+            "check the adapter with `kiosk-edge doctor` or choose another with --adapter",
+            file=sys.stderr,
+        )
+        return EXIT_FAILURE
     print(f"recorded {count} advertisements", file=sys.stderr)
     return EXIT_OK

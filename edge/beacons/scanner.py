@@ -105,6 +105,7 @@ class BleakSource:
         self.health_name = health_name
         self.stall_restart_s = stall_restart_s
         self.restarts = 0
+        self.last_error = ""  # why scanning last failed (for the recorder's message)
         self._last_adv = time.monotonic()
 
     def now(self) -> float:
@@ -182,6 +183,7 @@ class BleakSource:
             except (*SCAN_ERRORS, ScannerStalled) as exc:
                 attempt += 1
                 self.restarts += 1
+                self.last_error = str(exc)
                 delay = backoff_delay(attempt)
                 reason = f"scanning on {self.adapter} failed ({exc}); retrying in {delay:.0f} s"
                 _LOGGER.warning("%s", reason)
@@ -216,8 +218,11 @@ async def async_record(
     mode: Literal["passive", "active"],
     write: Callable[[Advertisement], None],
     duration_s: float | None,
-) -> None:
-    """Record every advertisement heard (no allowlist) until ``duration_s`` or cancelled."""
+) -> BleakSource:
+    """Record every advertisement heard (no allowlist) until ``duration_s`` or cancelled.
+
+    Returns the source, whose ``last_error`` says why scanning failed if it did.
+    """
 
     def callback(device: BLEDevice, adv: AdvertisementData) -> None:
         write(
@@ -245,3 +250,4 @@ async def async_record(
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+    return source

@@ -395,3 +395,24 @@ def test_record_command_writes_the_replay_shape(bluez: FakeBlueZ, tmp_path: Path
     assert {r.address for r in records} == {PHONE}
     assert records[-1].manufacturer_data == {0x004C: token}
     assert all(r.t > 1.7e9 for r in records)  # epoch seconds
+
+
+def test_record_on_a_missing_adapter_fails_clearly(bluez: FakeBlueZ, tmp_path: Path) -> None:
+    """Recording on an adapter BlueZ does not have: exit 1 naming the adapter and the fix."""
+    bluez.start()
+    bluez.add_adapter("hci0")
+    env = {**os.environ}
+    env.pop("KIOSK_EDGE_CONFIG", None)
+    command = ["beacons", "record", str(tmp_path / "t.jsonl"), "--duration", "2"]
+    result = subprocess.run(
+        [*KIOSK_EDGE, *command, "--adapter", "hci3"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "nothing recorded" in result.stderr
+    assert "hci3" in result.stderr
+    assert "--adapter" in result.stderr
