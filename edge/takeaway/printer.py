@@ -204,6 +204,20 @@ class _EscposConnection:
             self.device.close()
 
 
+class _SerialConnection(_EscposConnection):
+    """python-escpos's Serial, reading as soon as a status byte arrives.
+
+    Its own ``_read`` asks pyserial for 16 bytes and so always waits the whole timeout for a
+    one-byte status answer; one byte, then whatever else is waiting, answers at once.
+    """
+
+    def read(self) -> bytes:
+        port = self.device.device
+        data: bytes = port.read(1)
+        waiting = int(port.in_waiting) if data else 0
+        return data + port.read(waiting) if waiting else data
+
+
 class _FileConnection:
     """A file or character device (/dev/usb/lp0, the demo's file): appended, then synced."""
 
@@ -244,7 +258,7 @@ def connect(target: PrinterTarget, timeout: float, profile: str = "default") -> 
             )
         from escpos.printer import Serial
 
-        return _EscposConnection(
+        return _SerialConnection(
             Serial(target.path, baudrate=target.baudrate, timeout=timeout, profile=profile)
         )
     except PrinterFault:
