@@ -416,3 +416,47 @@ def test_record_on_a_missing_adapter_fails_clearly(bluez: FakeBlueZ, tmp_path: P
     assert "nothing recorded" in result.stderr
     assert "hci3" in result.stderr
     assert "--adapter" in result.stderr
+
+
+def test_bluez_restart_is_survived_by_restarting_the_scan(bluez: FakeBlueZ, tmp_path: Path) -> None:
+    """bluetoothd dies and comes back: the silence watchdog restarts scanning, data flows."""
+    bluez.start()
+    bluez.add_adapter("hci0")
+    token = encode.ibeacon(APP_UUID, 3, 3, -59)
+    phone = bluez.add_device(PHONE, -70, {0x004C: token})
+    health = Health()
+    source = BleakSource(
+        adapter="hci0", mode="passive", allowlist=None, health=health, stall_restart_s=1.5
+    )
+    seen: list[int] = []
+
+    def sink(t: float, address: str, rssi: int, mfr: dict[int, bytes], svc: Any) -> None:
+        seen.append(rssi)
+
+    async def main() -> None:
+        task = asyncio.create_task(source.async_run(sink, lambda: None))
+        try:
+            await wait_for(lambda: health.get("beacons") is not None, 15, "started")
+            bluez.advertise(phone, -61, {0x004C: token})
+            await wait_for(lambda: -61 in seen, 5, "first advertisement")
+            # bluetoothd restarts: the old process is gone, a new one knows nothing yet.
+            bluez.mocks[-1].terminate()
+            bluez.start()
+            bluez.add_adapter("hci0")
+            await wait_for(lambda: source.restarts >= 1, 10, "scan restarted")
+            new_phone = bluez.add_device(PHONE, -70, {0x004C: token})
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 10
+            while -55 not in seen and loop.time() < deadline:
+                bluez.advertise(new_phone, -55, {0x004C: token})
+                await asyncio.sleep(0.2)
+                bluez.advertise(new_phone, -56, {0x004C: token})
+                await asyncio.sleep(0.2)
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    asyncio.run(main())
+    assert -55 in seen
+    assert source.restarts >= 1
+    assert "no advertisement" in source.last_error
