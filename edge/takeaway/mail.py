@@ -296,6 +296,10 @@ def send_smtp(config: MailConfig, msg: EmailMessage, to: str) -> None:
             else str(exc.smtp_error)
         )
         raise MailFailure(_redact(f"SMTP error {exc.smtp_code}: {detail}"[:200], to)) from None
+    except smtplib.SMTPNotSupportedError as exc:
+        raise MailFailure(
+            f"the mail server does not offer it: {exc}; check mail.security and mail.username"
+        ) from None
     except ssl.SSLError as exc:
         raise MailFailure(
             f"TLS failed: {exc.reason or exc}; check mail.security and mail.ca_file"

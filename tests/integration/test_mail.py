@@ -391,3 +391,48 @@ def test_product_name_cannot_inject_headers() -> None:
     headers = raw.split(b"\n\n", 1)[0]
     assert b"\nBcc:" not in headers
     assert b"Subject: Your product: TV Bcc: victim@example.com" in headers
+
+
+# aiosmtpd warns about AUTH without STARTTLS; here the whole connection is implicit TLS.
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS:UserWarning")
+def test_implicit_tls_and_untrusted_certificate(
+    tmp_path: Path, certificate: tuple[Path, Path]
+) -> None:
+    """security = "tls" sends over implicit TLS; without the CA the mail waits with the fix."""
+    recorder = Recorder()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(*map(str, certificate))
+    port = free_port()
+    controller = Controller(
+        recorder,
+        hostname="127.0.0.1",
+        port=port,
+        ssl_context=context,
+        auth_required=True,
+        # aiosmtpd counts only STARTTLS as TLS for AUTH; this connection is TLS from the start.
+        auth_require_tls=False,
+        authenticator=recorder.authenticate,
+    )
+    controller.start()
+    try:
+        server = SmtpServer(port, certificate)  # only for make_services' host and port
+        trusted = make_services(tmp_path / "a", server, certificate, security="tls")
+        untrusted = make_services(tmp_path / "b", server, certificate, security="tls", ca_file=None)
+
+        async def body(services: Services, final: str) -> str:
+            async with Running(services) as run:
+                job = run.queue.submit(ADDRESS, products(), "fr")
+                if final == "sent":
+                    await wait_for(lambda: run.queue.job(job).state == "sent")  # type: ignore[union-attr]
+                else:
+                    await wait_for(lambda: run.queue.job(job).attempts >= 1)  # type: ignore[union-attr]
+                return run.queue.job(job).problem  # type: ignore[union-attr]
+
+        assert asyncio.run(body(trusted, "sent")) == ""
+        problem = asyncio.run(body(untrusted, "queued"))
+    finally:
+        controller.stop()
+    assert len(recorder.messages) == 1
+    assert recorder.logins == [USER]
+    assert problem.startswith("TLS failed")
+    assert "mail.ca_file" in problem
