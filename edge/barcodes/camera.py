@@ -39,8 +39,9 @@ REOPEN_MAX_S: Final = 30.0
 MAX_FAILED_READS: Final = 10
 # Health metrics are refreshed this often by the component's loop.
 METRICS_INTERVAL_S: Final = 1.0
-# Threads get this long to finish on shutdown (a blocked V4L2 read returns within ~1 s).
-JOIN_TIMEOUT_S: Final = 2.0
+# Threads get this long each to finish on shutdown (a blocked V4L2 read returns within ~1 s);
+# two of them stay within the daemon's 4 s component shutdown budget.
+JOIN_TIMEOUT_S: Final = 1.5
 
 
 class CaptureError(Exception):
@@ -211,6 +212,7 @@ class CameraStats:
     decoded: int = 0
     readings: int = 0
     opens: int = 0
+    decode_errors: int = 0
     decode_ms_total: float = 0.0
     state: str = "starting"
     reason: str = ""
@@ -349,7 +351,13 @@ class CameraPipeline:
             if frame is None:
                 continue
             started = time.perf_counter()
-            readings = self.decoder.decode(frame)
+            try:
+                readings = self.decoder.decode(frame)
+            except Exception:  # one odd frame must not stop the camera
+                self.stats.decode_errors += 1
+                if self.stats.decode_errors == 1:
+                    _LOGGER.exception("decoding a frame failed (logged once; counted in health)")
+                continue
             self.stats.decode_ms_total += (time.perf_counter() - started) * 1000
             self.stats.decoded += 1
             for reading in readings:
@@ -415,6 +423,7 @@ class CameraComponent:
                 health.metric(self.name, "dropped_frames", pipeline.slot.dropped)
                 health.metric(self.name, "frames", s.captured)
                 health.metric(self.name, "readings", s.readings)
+                health.metric(self.name, "decode_errors", s.decode_errors)
                 c = self.router.counters
                 health.metric(self.name, "scans", {"loyalty": c.loyalty, "product": c.product})
                 last = (now, s.captured, s.decoded, s.decode_ms_total)

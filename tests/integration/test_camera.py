@@ -340,3 +340,38 @@ def test_cli_scan_folder_and_other_class(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     (line,) = [json.loads(x) for x in result.stdout.splitlines()]
     assert (line["symbology"], line["class"], line["valid"]) == ("qrcode", "other", False)
+
+
+class _ListSource:
+    """A FrameSource over in-memory frames (for frames no camera driver would produce)."""
+
+    def __init__(self, frames: list[np.ndarray]) -> None:
+        self.frames = list(frames)
+
+    def read(self) -> np.ndarray | None:
+        return self.frames.pop(0) if self.frames else None
+
+    def close(self) -> None:
+        self.frames.clear()
+
+
+def test_a_frame_the_decoder_rejects_does_not_stop_the_camera() -> None:
+    """A malformed frame is counted and skipped; the next frame is still decoded."""
+    good = cv2.imread(str(CORPUS / "frame_001.jpg"))
+    bad = np.zeros((480, 640, 2), np.uint8)  # two channels: OpenCV cannot convert it
+    readings: list[Reading] = []
+    pipeline = CameraPipeline(
+        "frames.mp4",
+        FrameDecoder(ALL),
+        readings.append,
+        fps=5.0,
+        opener=lambda *_: _ListSource([bad, good]),
+    )
+    pipeline.start()
+    deadline = time.monotonic() + 10
+    while not readings and time.monotonic() < deadline:
+        time.sleep(0.05)
+    pipeline.stop()
+    assert pipeline.stats.decode_errors == 1
+    assert [r.text for r in readings] == ["3760000000017"]
+    assert not pipeline.stats.errors

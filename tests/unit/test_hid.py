@@ -202,3 +202,50 @@ def test_real_input_device_is_grabbed_and_read() -> None:
 
     asyncio.run(scenario())
     assert [x.type for x in got] == ["kiosk.loyalty.scan"]
+
+
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 5), st.integers(0, 300), st.integers(-1, 3)),
+        max_size=200,
+    )
+)
+def test_random_event_streams_never_raise(events: list[tuple[int, int, int]]) -> None:
+    """Any event stream (a flaky device, another kind of device) only yields short strings."""
+    for layout in LAYOUTS:
+        for text in KeyboardDecoder(layout).feed_all(events):
+            assert 0 < len(text) <= MAX_CODE_LENGTH
+
+
+def test_component_without_scanner_waits_degraded() -> None:
+    """With no matching input device the reader reports why and keeps looking (hot-plug)."""
+    pytest.importorskip("evdev")
+    from edge.barcodes.hid import HidComponent
+    from edge.barcodes.service import hid_component, scan_router
+    from edge.bus import Bus
+    from edge.config import Config
+    from edge.health import Health
+    from edge.services import Services
+
+    config = Config()
+    config.barcodes.hid_enabled = True
+    config.barcodes.hid_device = "05e0:1200"
+    services = Services(config=config, bus=Bus(), health=Health(), salt="s")
+    component = hid_component(services)
+    assert isinstance(component, HidComponent)
+    assert component.router is scan_router(services)
+
+    async def scenario() -> None:
+        task = asyncio.create_task(component.run())
+        await asyncio.sleep(0.3)
+        assert not task.done()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(scenario())
+    health = services.health.get("hid")
+    assert health is not None
+    assert health.state == "degraded"
+    assert "no scanner matching 05e0:1200" in health.reason
+    assert "barcodes.hid_device" in health.reason
