@@ -1095,6 +1095,9 @@ class DoctorComponent:
         import asyncio
 
         loop = asyncio.get_running_loop()
+        # Working from the start: the first checks take a moment and must not hold back the
+        # daemon's readiness (healthz is 503 while any component is "starting").
+        self.health.set(self.name, "ok", "first checks running")
         while True:
             results = await loop.run_in_executor(None, system_checks, self.config)
             self.last = results

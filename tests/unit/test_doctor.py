@@ -275,3 +275,42 @@ def test_camera_held_by_the_daemon_is_judged_from_its_health(
     failed_result = doctor.evaluate_camera_in_daemon(broken, 15)
     assert failed_result.status == "fail"
     assert "/dev/video0" in failed_result.detail
+
+
+def test_doctor_component_reports_to_health(tmp_path: Path) -> None:
+    """The daemon's doctor is ok at once, then records each check; a failure degrades it."""
+    import asyncio
+
+    from edge.config import Config
+    from edge.health import Health
+
+    config = Config()
+    config.device.data_dir = tmp_path
+    health = Health()
+    component = doctor.DoctorComponent(config, health, interval_s=0.05)
+
+    async def body() -> None:
+        task = asyncio.create_task(component.run())
+        await asyncio.sleep(0)
+        state = health.get("doctor")
+        assert state is not None
+        assert state.state == "ok"
+        while not component.last:
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(body())
+    snapshot = health.get("doctor")
+    assert snapshot is not None
+    assert {"clock", "disk", "temperature", "throttling"} <= set(snapshot.metrics)
+    component.publish([CheckResult("disk", "fail", "50 MiB free", "free space")])
+    after = health.get("doctor")
+    assert after is not None
+    assert after.state == "degraded"
+    assert "disk" in after.reason
+    component.publish([CheckResult("clock", "warn", "not synchronised", "allow NTP")])
+    warned = health.get("doctor")
+    assert warned is not None
+    assert warned.state == "ok"
