@@ -152,3 +152,21 @@ def test_corpus_generator_is_deterministic(tmp_path: Path) -> None:
     assert a == b
     for s in a:
         assert (tmp_path / "a" / s.file).read_bytes() == (tmp_path / "b" / s.file).read_bytes()
+
+
+@pytest.mark.parametrize(("fmt", "name"), [("DataMatrix", "datamatrix"), ("PDF417", "pdf417")])
+def test_pdf417_and_data_matrix_cards_through_zxing(fmt: str, name: str) -> None:
+    """Loyalty cards in PDF417 or Data Matrix (zbar cannot) are read when configured."""
+    zxingcpp = pytest.importorskip("zxingcpp")
+    symbol = zxingcpp.create_barcode("2900001234566", getattr(zxingcpp.BarcodeFormat, fmt))
+    img = np.asarray(symbol.to_image(scale=4), dtype=np.uint8)
+    h, w = img.shape[:2]
+    card = np.full((h + 40, w + 40), 255, np.uint8)
+    card[20 : 20 + h, 20 : 20 + w] = img
+    m = cv2.getRotationMatrix2D((card.shape[1] / 2, card.shape[0] / 2), 15, 1.0)
+    m[0, 2] += 320 - card.shape[1] / 2
+    m[1, 2] += 240 - card.shape[0] / 2
+    frame = cv2.warpAffine(card, m, (640, 480), borderValue=150)
+    readings = FrameDecoder([*ALL, name]).decode(frame)
+    assert [(r.symbology, r.text) for r in readings] == [(name, "2900001234566")]
+    assert FrameDecoder(ALL).decode(frame) == []  # not configured: not reported
