@@ -56,6 +56,9 @@ MAX_VARIANCE: Final = MEASUREMENT_VARIANCE
 # Smallest hysteresis in dB on either side of a boundary: the smoothed RSSI still wanders by
 # about 1 dB (σ) under ±6 dB noise, and 0.3 m at a 2.5 m boundary is only 1.1 dB.
 MIN_HYSTERESIS_DB: Final = 2.0
+# Samples a pending zone change must also hold for (besides min_dwell_s): at 1 Hz a two-second
+# dwell is only two noisy samples, too few to tell a step from a fading dip.
+MIN_DWELL_SAMPLES: Final = 4
 # Samples needed before a transmitter counts as present: one stray packet from a shopper
 # passing outside the shop window must not make an enter/exit pair.
 ENTER_MIN_SAMPLES: Final = 3
@@ -154,6 +157,7 @@ class Track:
         "last_telemetry",
         "out_thresholds",
         "pending",
+        "pending_samples",
         "pending_since",
         "samples",
         "tx_1m",
@@ -178,6 +182,7 @@ class Track:
         self.entered = False
         self.pending = -1
         self.pending_since = t
+        self.pending_samples = 0
         self.last_telemetry = -math.inf
         self.address = ""
         # RSSI below out_thresholds[z] moves outward from zone z; above in_thresholds[z]
@@ -336,7 +341,11 @@ class ProximityEngine:
                 if track.pending > zone
                 else x > track.in_thresholds[zone]
             ):
-                if t - track.pending_since >= self.settings.min_dwell_s:
+                track.pending_samples += 1
+                if (
+                    t - track.pending_since >= self.settings.min_dwell_s
+                    and track.pending_samples >= MIN_DWELL_SAMPLES
+                ):
                     # One zone at a time, so consumers always see a walkable path.
                     track.zone = track.pending
                     track.pending = -1
@@ -346,9 +355,11 @@ class ProximityEngine:
         if x < track.out_thresholds[zone]:
             track.pending = zone + 1
             track.pending_since = t
+            track.pending_samples = 1
         elif x > track.in_thresholds[zone]:
             track.pending = zone - 1
             track.pending_since = t
+            track.pending_samples = 1
 
     def _raw_zone(self, track: Track) -> int:
         return zone_index(self.distance(track), self.settings)

@@ -275,3 +275,34 @@ def test_overlapping_zones_are_rejected() -> None:
     """near_m must leave room for the hysteresis above immediate_m."""
     with pytest.raises(ValueError, match="overlap"):
         ProximitySettings(immediate_m=2.0, near_m=2.1, hysteresis_m=0.3)
+
+
+def test_slow_phones_one_hertz_still_one_enter_one_exit() -> None:
+    """Phones advertising at 1 Hz (Android low-power): every visit is one enter and one exit,
+    and most (>= 80 %) still report the full zone path; the rest only lag behind it."""
+    exact = 0
+    for seed in range(40):
+        engine = make_engine()
+        distance, duration = walk_in_out()
+        last = run_phone(engine, phone_advs(random.Random(seed), distance, duration, interval=1.0))
+        engine.expire(last + 11)
+        presence = of_types(
+            engine.take_events(), "kiosk.beacon.enter", "kiosk.beacon.zone", "kiosk.beacon.exit"
+        )
+        types = [e.type for e in presence]
+        assert types.count("kiosk.beacon.enter") == 1, seed
+        assert types.count("kiosk.beacon.exit") == 1, seed
+        zones = [e.data["zone"] for e in presence]
+        exact += zones == ["far", "near", "immediate", "near", "far", "far"]
+    assert exact >= 32
+
+
+def test_two_hertz_on_a_boundary_changes_rarely() -> None:
+    """At 2 Hz on the near/far boundary for two minutes: never more than two changes."""
+    counts = []
+    for seed in range(40):
+        engine = make_engine()
+        run_phone(engine, phone_advs(random.Random(seed), lambda _t: 2.5, 120.0, interval=0.5))
+        counts.append(len(of_types(engine.take_events(), "kiosk.beacon.zone")))
+    assert max(counts) <= 2
+    assert sum(counts) / len(counts) < 1.0
