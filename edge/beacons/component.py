@@ -111,6 +111,8 @@ class BeaconsComponent:
                 rate = (count - self._window_start_count) / elapsed
                 health.metric(NAME, "adv_per_s", round(rate, 1))
                 health.metric(NAME, "tracked", self.engine.tracked)
+                if self.engine.overflow:
+                    health.metric(NAME, "overflow", self.engine.overflow)
                 health.metric(NAME, "scanning_mode", self.source.mode)
                 self._window_start, self._window_start_count = now, count
 

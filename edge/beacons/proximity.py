@@ -69,6 +69,10 @@ EDDYSTONE_0M_TO_1M_DB: Final = 41
 # phone/beacon power at 1 m.
 DEFAULT_TX_1M: Final = -59
 TX_1M_RANGE: Final = (-100, -20)
+# Most transmitters tracked at once. The app UUID is public, so anyone can advertise it with
+# random tokens; beyond this many, new identities are ignored until others exit (a real shop
+# floor has a few hundred at most).
+MAX_TRACKS: Final = 4096
 # How often (in advertisement time) silent transmitters are checked for exit during feed.
 EXPIRE_EVERY_S: Final = 1.0
 
@@ -212,6 +216,7 @@ class ProximityEngine:
         self.events: list[ProximityEvent] = []
         self.advertisements = 0
         self.allowed = 0
+        self.overflow = 0  # sightings dropped because MAX_TRACKS transmitters were tracked
 
     # -- feeding --------------------------------------------------------------------------
 
@@ -261,6 +266,9 @@ class ProximityEngine:
     ) -> None:
         track = self._tracks.get(key)
         if track is None:
+            if len(self._tracks) >= MAX_TRACKS:
+                self.overflow += 1
+                return
             track = self._new_track(key, kind, beacon_class, t)
         raw_tx = data[1] if kind == "eddystone-uid" else data[22]
         if raw_tx != track.tx_raw:

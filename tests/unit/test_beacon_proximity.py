@@ -306,3 +306,17 @@ def test_two_hertz_on_a_boundary_changes_rarely() -> None:
         counts.append(len(of_types(engine.take_events(), "kiosk.beacon.zone")))
     assert max(counts) <= 2
     assert sum(counts) / len(counts) < 1.0
+
+
+def test_token_flood_is_bounded() -> None:
+    """Someone advertising the public app UUID with random tokens cannot grow memory forever."""
+    from edge.beacons.proximity import MAX_TRACKS
+
+    engine = make_engine()
+    for i in range(MAX_TRACKS + 500):
+        payload = encode.ibeacon(APP_UUID, i >> 16, i & 0xFFFF, -59)
+        engine.feed(0.001 * i, "66:66:66:66:66:66", -60, {0x004C: payload}, {})
+    assert engine.tracked == MAX_TRACKS
+    assert engine.overflow > 0
+    engine.expire(1000.0)
+    assert engine.tracked == 0
