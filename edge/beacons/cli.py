@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import json
 import logging
+import re
 import sys
 import uuid
 from collections.abc import Callable
@@ -48,7 +49,10 @@ def register(subparsers: Any, add_config_option: Callable[[argparse.ArgumentPars
     add_config_option(p)
     p.set_defaults(func=_cmd_replay)
 
-    p = sub.add_parser("record", help="record live advertisements to a JSON-lines file")
+    p = sub.add_parser(
+        "record",
+        help="record every live advertisement (raw addresses included: keep the file on site)",
+    )
     p.add_argument("file", metavar="FILE.jsonl", help="file to write ('-' for stdout)")
     p.add_argument(
         "--duration", type=float, metavar="S", help="stop after S seconds (default: Ctrl-C)"
@@ -159,6 +163,8 @@ def _cmd_record(args: argparse.Namespace) -> int:
 
     config = optional_config(args)
     adapter = args.adapter or config.beacons.adapter
+    if not re.fullmatch(r"hci[0-9]{1,2}", adapter):
+        return _fail(f"--adapter {adapter!r} is not an adapter name; use hci0, hci1, ...")
     if args.duration is not None and args.duration <= 0:
         return _fail("--duration must be a positive number of seconds")
     if args.file == "-":

@@ -251,3 +251,19 @@ def test_advertisement_as_dict_shape() -> None:
         "service_data",
         "service_uuids",
     ]
+
+
+def test_record_rejects_a_bad_adapter_name(cli_env: dict[str, str], tmp_path: Path) -> None:
+    """`beacons record --adapter wlan0` is bad usage (exit 2), nothing is written."""
+    out = tmp_path / "t.jsonl"
+    result = subprocess.run(
+        [*KIOSK_EDGE, "beacons", "record", str(out), "--adapter", "wlan0"],
+        capture_output=True,
+        text=True,
+        env=cli_env,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "hci0" in result.stderr
+    assert not out.exists()
