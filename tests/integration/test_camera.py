@@ -375,3 +375,41 @@ def test_a_frame_the_decoder_rejects_does_not_stop_the_camera() -> None:
     assert pipeline.stats.decode_errors == 1
     assert [r.text for r in readings] == ["3760000000017"]
     assert not pipeline.stats.errors
+
+
+def test_http_stream_is_read_and_reopened_when_it_ends(tmp_path: Path) -> None:
+    """An HTTP source is read through FFmpeg; when the stream stops it is reopened."""
+    import functools
+    import http.server
+    import threading
+
+    from tests.conftest import free_port
+
+    frame = cv2.imread(str(CORPUS / "frame_002.jpg"))
+    write_video(tmp_path / "clip.avi", [frame] * 5)
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+    handler = functools.partial(Quiet, directory=str(tmp_path))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    readings: list[Reading] = []
+    url = f"http://127.0.0.1:{server.server_address[1]}/clip.avi"
+    pipeline = CameraPipeline(url, FrameDecoder(ALL), readings.append, fps=30.0)
+    try:
+        assert pipeline.kind == "url"
+        pipeline.start()
+        deadline = time.monotonic() + 15
+        while pipeline.stats.opens < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        pipeline.stop()
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+    assert pipeline.stats.opens >= 2
+    assert pipeline.stats.captured >= 5
+    assert {r.text for r in readings} == {"3760000000024"}
