@@ -17,6 +17,7 @@ import math
 import random
 import sys
 from pathlib import Path
+from types import ModuleType
 from typing import Final
 
 import cv2
@@ -30,7 +31,8 @@ SHOW_S: Final = 2.0
 SEED: Final = 5
 
 
-def _generator():  # type: ignore[no-untyped-def]
+def _generator() -> ModuleType:
+    """The corpus generator beside this file (card rendering, backgrounds)."""
     spec = importlib.util.spec_from_file_location("barcode_corpus_generate", HERE / "generate.py")
     assert spec is not None
     assert spec.loader is not None
