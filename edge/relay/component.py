@@ -1,0 +1,183 @@
+"""The relay as a supervised daemon component: bus -> outbox -> MQTT, and downlink back.
+
+The factory opens the outbox and subscribes it to the bus straight away, so accepting
+events never depends on the broker or on the relay thread being up; the component's
+``run`` owns the MQTT thread, the command worker, the catalog sync and the health timer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Final
+
+from paho.mqtt.packettypes import PacketTypes
+
+from edge.catalog.sync import CatalogSync
+from edge.events import EVENT_TYPES, Event, to_json
+from edge.relay import commands, status
+from edge.relay.mqtt import MqttRelay, new_properties
+from edge.relay.outbox import Outbox
+from edge.relay.topics import Topics
+from edge.services import Services
+
+_LOGGER = logging.getLogger(__name__)
+
+NAME: Final = "relay"
+# How often run() checks that its threads are alive (and refreshes metrics).
+CHECK_INTERVAL_S: Final = 1.0
+# Commands run one at a time, off the MQTT thread (a printer test page may take a while).
+COMMAND_WORKERS: Final = 1
+
+
+def client_id_for(services: Services) -> str:
+    """The configured client id, else kiosk-edge-{store}-{device}."""
+    cfg = services.config
+    return cfg.mqtt.client_id or f"kiosk-edge-{cfg.device.store_id}-{cfg.device.device_id}"
+
+
+class RelayComponent:
+    """Runs the MQTT relay for the daemon's lifetime."""
+
+    name = NAME
+
+    def __init__(self, services: Services, outbox: Outbox) -> None:
+        self.services = services
+        self.outbox = outbox
+        cfg = services.config
+        self.topics = Topics(cfg.device.store_id, cfg.device.device_id)
+        self.started = time.time()
+        self.config_hash = cfg.fingerprint()
+        self.sync = CatalogSync(self.topics, lambda: services.catalog)
+        self.relay = MqttRelay(
+            cfg.mqtt,
+            outbox,
+            self.topics,
+            client_id=client_id_for(services),
+            birth=lambda: to_json(status.birth(self.started, self.config_hash)),
+            will=lambda: to_json(status.will(self.started)),
+            on_command=self._on_command,
+            on_catalog=self.sync.offer,
+            on_state=self._on_state,
+        )
+        self.context = commands.CommandContext(
+            services, resync_catalog=self.relay.resync_catalog, started=self.started
+        )
+        self._executor: ThreadPoolExecutor | None = None
+
+    # ------------------------------------------------------------ MQTT thread
+    def _on_state(self, connected: bool, reason: str) -> None:
+        health = self.services.health
+        if connected and not reason:
+            health.set(NAME, "ok")
+        elif connected:
+            health.set(NAME, "degraded", reason)
+        else:
+            health.set(NAME, "degraded", f"{reason}; events are kept in the outbox")
+
+    def _on_command(self, topic: str, payload: bytes, properties: Any, retained: bool) -> None:
+        name = self.topics.command_name(topic) or "?"
+        if retained:
+            # A retained command would run again on every connect: refuse to act on it.
+            _LOGGER.warning("ignored retained %s command", name)
+            return
+        correlation = getattr(properties, "CorrelationData", None) if properties else None
+        executor = self._executor
+        if executor is None:
+            return
+        executor.submit(self._run_command, name, payload, correlation)
+
+    def _run_command(self, name: str, payload: bytes, correlation: bytes | None) -> None:
+        answer = commands.execute(name, payload, self.context)
+        answer["device"] = self.topics.device
+        props = None
+        if self.relay.v5:
+            props = new_properties(PacketTypes.PUBLISH)
+            props.ContentType = "application/json"
+            if correlation is not None:
+                props.CorrelationData = correlation
+        try:
+            reply_topic = self.topics.reply(name)
+        except ValueError:
+            _LOGGER.warning("no reply possible for command %r", name)
+            return
+        self.relay.publish_direct(reply_topic, to_json(answer), qos=1, properties=props)
+
+    # -------------------------------------------------------------- the loop
+    def health_payload(self) -> dict[str, Any]:
+        """The periodic health message."""
+        return status.health_report(
+            started=self.started,
+            data_dir=self.services.config.device.data_dir,
+            outbox=self.outbox.stats().as_dict(),
+            components=self.services.health.snapshot(),
+            relay=self.relay.stats.as_dict(),
+        )
+
+    async def run(self) -> None:
+        """Start the threads, publish health periodically, stop everything when cancelled."""
+        services = self.services
+        self._executor = ThreadPoolExecutor(COMMAND_WORKERS, thread_name_prefix="relay-cmd")
+        self.sync.start()
+        self.relay.start()
+        services.health.set(NAME, "degraded", "connecting to the broker")
+        loop = asyncio.get_running_loop()
+        next_health = loop.time() + 2.0
+        try:
+            while True:
+                await asyncio.sleep(CHECK_INTERVAL_S)
+                if not self.relay.alive:
+                    raise RuntimeError("the MQTT relay thread ended unexpectedly")
+                stats = self.outbox.stats()
+                services.health.metric(NAME, "outbox_depth", stats.depth)
+                services.health.metric(NAME, "outbox_bytes", stats.bytes)
+                services.health.metric(NAME, "published", self.relay.stats.published)
+                services.health.metric(NAME, "acked", self.relay.stats.acked)
+                services.health.metric(NAME, "catalog", self.sync.stats.as_dict())
+                if loop.time() >= next_health:
+                    next_health = loop.time() + services.config.mqtt.health_interval_s
+                    payload = await loop.run_in_executor(None, self.health_payload)
+                    self.relay.publish_direct(
+                        self.topics.health, json.dumps(payload).encode(), qos=0
+                    )
+        finally:
+            await loop.run_in_executor(None, self._stop_threads)
+
+    def _stop_threads(self) -> None:
+        self.relay.stop()
+        self.sync.stop()
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
+
+
+def relay_component(services: Services) -> RelayComponent | None:
+    """The relay, or None when MQTT is disabled; sets ``services.outbox`` and ``.relay``."""
+    config = services.config
+    if not config.mqtt.enabled:
+        return None
+    outbox = Outbox.for_config(config, emit=services.publish)
+    outbox.start()
+
+    def accept(event: Event) -> None:
+        kind = EVENT_TYPES.get(event.type)
+        if kind is not None and kind.relayed:
+            outbox.submit(event)
+
+    subscription = services.bus.subscribe(accept)
+    component = RelayComponent(services, outbox)
+    services.outbox = outbox
+    services.relay = component.relay
+
+    def shutdown() -> None:
+        subscription.close()
+        outbox.close()
+        with contextlib.suppress(OSError):
+            component.relay.close()
+
+    services.extras.setdefault("on_shutdown", []).append(shutdown)
+    return component
