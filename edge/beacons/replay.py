@@ -96,6 +96,13 @@ def _hex(value: Any, where: str) -> bytes:
         raise RecordError(f"{where} is not valid hex: {value[:40]!r}") from None
 
 
+def _finite(value: float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer too large for a float
+        return False
+
+
 def parse_record(line: str) -> Advertisement:
     """Parse one JSON line into an Advertisement, or raise RecordError naming the problem."""
     try:
@@ -105,7 +112,7 @@ def parse_record(line: str) -> Advertisement:
     if not isinstance(obj, dict):
         raise RecordError("not a JSON object")
     t = obj.get("t")
-    if isinstance(t, bool) or not isinstance(t, int | float) or not math.isfinite(t):
+    if isinstance(t, bool) or not isinstance(t, int | float) or not _finite(t):
         raise RecordError('"t" (seconds) must be a finite number')
     address = obj.get("address")
     if not isinstance(address, str) or not address:
@@ -121,7 +128,7 @@ def parse_record(line: str) -> Advertisement:
         raise RecordError('"manufacturer_data" and "service_data" must be objects')
     mfr: dict[int, bytes] = {}
     for key, value in raw_mfr.items():
-        if not key.isdigit() or int(key) > 0xFFFF:
+        if not (key.isascii() and key.isdigit()) or int(key) > 0xFFFF:
             raise RecordError(
                 f"manufacturer_data key {key!r} must be a company id in decimal (0-65535)"
             )

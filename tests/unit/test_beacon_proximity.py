@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import math
 import random
+import uuid as uuid_mod
 from collections.abc import Callable, Iterator
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from edge.beacons import encode
 from edge.beacons.allowlist import Allowlist, AllowlistError
@@ -320,3 +323,44 @@ def test_token_flood_is_bounded() -> None:
     assert engine.overflow > 0
     engine.expire(1000.0)
     assert engine.tracked == 0
+
+
+PREFIXES = [
+    b"",
+    bytes.fromhex("0215") + uuid_mod.UUID(APP_UUID).bytes,
+    bytes.fromhex("0215") + uuid_mod.UUID(STORE_UUID).bytes,
+    bytes.fromhex("beac") + uuid_mod.UUID(ALT_ID).bytes,
+]
+EDDY_PREFIXES = [b"", b"\x00", b"\x20\x00", b"\x00\xec" + bytes.fromhex(NAMESPACE)]
+
+
+@settings(max_examples=500)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from([0x004C, 0x0118, 0x0006]),
+            st.sampled_from(PREFIXES),
+            st.binary(max_size=12),
+            st.sampled_from(EDDY_PREFIXES),
+            st.binary(max_size=20),
+            st.integers(-127, 20),
+        ),
+        max_size=30,
+    )
+)
+def test_fuzz_feed_never_raises(
+    advs: list[tuple[int, bytes, bytes, bytes, bytes, int]],
+) -> None:
+    """Random bytes behind allowed prefixes, any length: the engine never raises."""
+    engine = make_engine()
+    for i, (company, prefix, tail, eddy_prefix, eddy_tail, rssi) in enumerate(advs):
+        engine.feed(
+            i * 0.1,
+            "C0:00:00:00:00:01",
+            rssi,
+            {company: prefix + tail},
+            {EDDYSTONE_UUID: eddy_prefix + eddy_tail},
+        )
+    engine.flush()
+    for event in engine.take_events():
+        assert event.data["id"]

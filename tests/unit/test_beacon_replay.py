@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import subprocess
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from edge.beacons.component import BeaconsComponent, create_component
 from edge.beacons.replay import (
@@ -59,6 +62,9 @@ def test_parse_record_reads_the_architecture_shape() -> None:
         ('{"t": 1, "address": "A", "rssi": -50, "manufacturer_data": {"x": "00"}}', "decimal"),
         ('{"t": 1, "address": "A", "rssi": -50, "manufacturer_data": {"76": "zz"}}', "hex"),
         ('{"t": 1, "address": "", "rssi": -50}', '"address"'),
+        ('{"t": 1' + "0" * 400 + ', "address": "A", "rssi": -50}', '"t"'),
+        ('{"t": Infinity, "address": "A", "rssi": -50}', '"t"'),
+        ('{"t": 1, "address": "A", "rssi": -50, "manufacturer_data": {"\u00b2": "00"}}', "decimal"),
     ],
 )
 def test_parse_record_names_the_problem(line: str, message: str) -> None:
@@ -267,3 +273,43 @@ def test_record_rejects_a_bad_adapter_name(cli_env: dict[str, str], tmp_path: Pa
     assert result.returncode == 2
     assert "hci0" in result.stderr
     assert not out.exists()
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=10,
+)
+
+
+@settings(max_examples=400)
+@given(st.text(max_size=120))
+def test_fuzz_parse_record_random_text(line: str) -> None:
+    """Random text only ever raises RecordError."""
+    with contextlib.suppress(RecordError):
+        parse_record(line)
+
+
+@settings(max_examples=400)
+@given(
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "t": json_values,
+            "address": json_values,
+            "rssi": json_values,
+            "manufacturer_data": json_values,
+            "service_data": json_values,
+            "service_uuids": json_values,
+            "tx_power": json_values,
+            "local_name": json_values,
+        },
+    )
+)
+def test_fuzz_parse_record_random_shapes(obj: dict[str, object]) -> None:
+    """Any JSON object with the right keys but random values parses or raises RecordError."""
+    with contextlib.suppress(RecordError):
+        adv = parse_record(json.dumps(obj))
+        assert isinstance(adv.rssi, int)
