@@ -304,7 +304,7 @@ def test_server_down_then_up_and_address_erased(
             assert health.state == "degraded"
             smtp.start()
             await wait_for(lambda: run.queue.job(job).state == "sent")  # type: ignore[union-attr]
-            assert services.health.get("mail").state == "ok"  # type: ignore[union-attr]
+            await wait_for(lambda: services.health.get("mail").state == "ok")  # type: ignore[union-attr]
 
     asyncio.run(body())
     [(rcpt, raw)] = smtp.recorder.messages

@@ -149,7 +149,8 @@ def test_fault_keeps_job_queued_then_prints_once(
             if fault == "refused":
                 listener.start()
             await wait_for(lambda: run.queue.job(job).state == "printed")  # type: ignore[union-attr]
-            assert run.services.health.get("printer").state == "ok"  # type: ignore[union-attr]
+            # Health follows on the loop right after the job's state is committed.
+            await wait_for(lambda: run.services.health.get("printer").state == "ok")  # type: ignore[union-attr]
             second = run.queue.submit(JOB + b"2")
             await wait_for(lambda: run.queue.job(second).state == "printed")  # type: ignore[union-attr]
 
