@@ -15,8 +15,8 @@ from typing import Any, Final
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_currency, format_decimal
-from flask import Flask, current_app, session
-from flask_babel import Babel, get_locale, lazy_gettext
+from flask import Flask, current_app, g, session
+from flask_babel import Babel, get_locale, get_translations, lazy_gettext
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -81,6 +81,15 @@ def _select_locale() -> str:
     return formatting_locale(current_language(), current_app.config["KIOSK_LOCALE"])
 
 
+def _translations() -> Any:
+    """This request's translations, looked up once per request."""
+    found = g.get("_kiosk_translations")
+    if found is None:
+        found = get_translations()
+        g._kiosk_translations = found
+    return found
+
+
 def price(value: float, currency: str = "EUR") -> str:
     """A price in the current locale, e.g. "1 299,99 €" or "€1,299.99"."""
     return format_currency(value, currency, locale=str(get_locale()))
@@ -128,6 +137,13 @@ def init_i18n(app: Flask, data_dir: Path, config_locale: str) -> None:
     app.config["KIOSK_DEFAULT_LANG"] = default_language(config_locale)
     app.config["BABEL_TRANSLATION_DIRECTORIES"] = str(compiled)
     Babel(app, locale_selector=_select_locale)
+    # Flask-Babel looks its context up again on every _() call (dozens per page); templates
+    # use the request's translations fetched once instead.
+    app.jinja_env.install_gettext_callables(  # type: ignore[attr-defined]
+        gettext=lambda s: _translations().ugettext(s),
+        ngettext=lambda s, p, n: _translations().ungettext(s, p, n),
+        newstyle=True,
+    )
     app.jinja_env.filters.update(
         price=price, number=number, spec_value=spec_value, category=category_label, unit=unit_label
     )

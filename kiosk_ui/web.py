@@ -76,7 +76,9 @@ def _before_request() -> None:
     path = request.path
     if path.startswith(_PASSIVE_PREFIXES):
         return
-    sync_with_shopper_session(manager.generation)
+    # Read-only API calls need no browser state: skipping the cookie keeps them cheap.
+    if not (request.method == "GET" and path.startswith("/api/") and path != "/api/session"):
+        sync_with_shopper_session(manager.generation)
     if path in _HOME_PATHS and request.method == "GET":
         manager.touch(start=False)
     else:

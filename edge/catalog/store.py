@@ -19,12 +19,14 @@ import logging
 import re
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, TypeVar
 
 from edge.catalog.codec import spec_to_dict
 from edge.catalog.models import (
@@ -51,6 +53,11 @@ MAX_QUERY_TOKENS: Final = 8
 MAX_PAGE_SIZE: Final = 100
 # How long a reader waits for a writer's lock before SQLite reports "database is locked".
 BUSY_TIMEOUT_MS: Final = 5000
+
+# Read results kept in memory (searches, product pages): enough for a day's popular queries.
+CACHE_ENTRIES: Final = 2048
+# Another process's writes (a manual import) are seen at most this late.
+CACHE_TTL_S: Final = 30.0
 
 # Where the catalog lives under the configured data directory, and its product images.
 DB_NAME: Final = "catalog.sqlite3"
@@ -133,6 +140,7 @@ _PRODUCT_COLUMNS: Final = (
     "sku, ean, name, brand, category, price, currency, image, description, specs, "
     "rating_avg, rating_count"
 )
+_T = TypeVar("_T")
 _TOKEN_RE: Final = re.compile(r"\w+", re.UNICODE)
 
 
@@ -250,6 +258,55 @@ def _unwrap(payload: dict[str, Any]) -> dict[str, Any]:
     return payload
 
 
+class _ReadCache:
+    """Recent read results, dropped on every write by this process and after a short TTL.
+
+    A kiosk asks the same few questions over and over (popular searches, the products on
+    screen); answering them from memory keeps pages fast under load. Writes by another
+    process (``kiosk-edge catalog import`` while the daemon runs) show within the TTL.
+    """
+
+    def __init__(self, size: int, ttl_s: float) -> None:
+        self._size = size
+        self._ttl_s = ttl_s
+        self._items: OrderedDict[Hashable, tuple[int, float, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+        self._version = 0
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: Hashable) -> tuple[bool, Any]:
+        """(True, value) when a fresh value is cached, else (False, the version to store at)."""
+        with self._lock:
+            item = self._items.get(key)
+            if (
+                item is not None
+                and item[0] == self._version
+                and time.monotonic() - item[1] < self._ttl_s
+            ):
+                self._items.move_to_end(key)
+                self.hits += 1
+                return True, item[2]
+            self.misses += 1
+            return False, self._version
+
+    def put(self, key: Hashable, version: int, value: Any) -> None:
+        """Remember a value computed at ``version`` (ignored if a write came in between)."""
+        with self._lock:
+            if version != self._version:
+                return
+            self._items[key] = (version, time.monotonic(), value)
+            self._items.move_to_end(key)
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+
+    def invalidate(self) -> None:
+        """Forget everything (a write happened)."""
+        with self._lock:
+            self._version += 1
+            self._items.clear()
+
+
 class CatalogStore:
     """The catalog database; safe to use from the loop thread and waitress threads."""
 
@@ -263,6 +320,7 @@ class CatalogStore:
         self._all: list[sqlite3.Connection] = []
         self._all_lock = threading.Lock()
         self._closed = False
+        self._cache = _ReadCache(CACHE_ENTRIES, CACHE_TTL_S)
         conn = self._conn()
         conn.executescript(_SCHEMA)
         conn.execute(
@@ -315,6 +373,8 @@ class CatalogStore:
                 conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
+            # After the commit: a read computed on the old snapshot can no longer be stored.
+            self._cache.invalidate()
 
     # -- writing -----------------------------------------------------------------------
 
@@ -493,6 +553,9 @@ class CatalogStore:
 
     def get_hit(self, sku: str) -> ProductHit | None:
         """One product by SKU, with its rating."""
+        return self._cached(("hit", sku), lambda: self._get_hit(sku))
+
+    def _get_hit(self, sku: str) -> ProductHit | None:
         row = (
             self._conn()
             .execute(f"SELECT {_PRODUCT_COLUMNS} FROM products WHERE sku = ?", (sku,))
@@ -554,14 +617,32 @@ class CatalogStore:
         )
         return [(r[0], int(r[1])) for r in rows]
 
+    def cache_stats(self) -> tuple[int, int]:
+        """(hits, misses) of the read cache since start."""
+        return self._cache.hits, self._cache.misses
+
+    def _cached(self, key: Hashable, compute: Callable[[], _T]) -> _T:
+        found, value = self._cache.get(key)
+        if found:
+            cached: _T = value
+            return cached
+        result = compute()
+        self._cache.put(key, value, result)
+        return result
+
     def search(self, query: SearchQuery) -> SearchResult:
         """Products matching the text (accent-insensitive prefixes) and filters, one page."""
+        return self._cached(("search", query), lambda: self._search(query))
+
+    def _search(self, query: SearchQuery) -> SearchResult:
         where: list[str] = []
         params: list[Any] = []
         match = fts_match_expression(query.text)
-        join = ""
+        source = "products p"
         if match:
-            join = "JOIN products_fts f ON f.rowid = p.rowid"
+            # CROSS JOIN keeps the FTS match as the outer loop: otherwise SQLite may walk a
+            # category index and re-run the full-text query for every row (seconds at 50k).
+            source = "products_fts f CROSS JOIN products p ON p.rowid = f.rowid"
             where.append("products_fts MATCH ?")
             params.append(match)
         if query.category:
@@ -584,23 +665,42 @@ class CatalogStore:
         limit = max(1, min(MAX_PAGE_SIZE, query.limit))
         offset = max(0, query.offset)
         conn = self._conn()
-        cols = ", ".join(f"p.{c.strip()}" for c in _PRODUCT_COLUMNS.split(","))
-        rows = conn.execute(
-            f"SELECT {cols} FROM products p {join} {clause} ORDER BY {order} LIMIT ? OFFSET ?",
-            [*params, limit, offset],
-        ).fetchall()
+        if match and len(where) == 1 and query.sort == "relevance":
+            # Text only, by relevance: FTS5 ranks its own matches without touching products.
+            source, clause, order = "products_fts f", "WHERE products_fts MATCH ?", "f.rank"
+            ids_sql = "SELECT f.rowid FROM products_fts f"
+        else:
+            ids_sql = f"SELECT p.rowid FROM {source}"
+        # Sort only row ids and sort keys, then fetch the page's rows: carrying every column
+        # (specs JSON, descriptions) through the sorter for thousands of matches is slow.
+        ids = [
+            r[0]
+            for r in conn.execute(
+                f"{ids_sql} {clause} ORDER BY {order} LIMIT ? OFFSET ?",
+                [*params, limit, offset],
+            )
+        ]
+        marks = ",".join("?" * len(ids))
+        by_id = {
+            r[0]: r[1:]
+            for r in conn.execute(
+                f"SELECT rowid, {_PRODUCT_COLUMNS} FROM products WHERE rowid IN ({marks})", ids
+            )
+        }
+        rows = [by_id[i] for i in ids if i in by_id]
         if offset == 0 and len(rows) < limit:
             total = len(rows)
         else:
             total = int(
-                conn.execute(f"SELECT COUNT(*) FROM products p {join} {clause}", params).fetchone()[
-                    0
-                ]
+                conn.execute(f"SELECT COUNT(*) FROM {source} {clause}", params).fetchone()[0]
             )
         return SearchResult([_row_to_hit(r) for r in rows], total)
 
     def offers(self) -> list[Offer]:
         """Every stored offer, valid or not."""
+        return list(self._cached(("offers",), self._offers))
+
+    def _offers(self) -> tuple[Offer, ...]:
         rows = (
             self._conn()
             .execute(
@@ -609,7 +709,7 @@ class CatalogStore:
             )
             .fetchall()
         )
-        return [_row_to_offer(r) for r in rows]
+        return tuple(_row_to_offer(r) for r in rows)
 
     def offers_for(
         self, today: date, segments: Iterable[str] = (), sku: str | None = None
@@ -627,6 +727,10 @@ class CatalogStore:
 
     def reviews_for(self, sku: str, *, statuses: Sequence[str] = ("approved",)) -> list[Review]:
         """Reviews of a product with these statuses, newest first."""
+        key = ("reviews", sku, tuple(statuses))
+        return list(self._cached(key, lambda: tuple(self._reviews_for(sku, statuses))))
+
+    def _reviews_for(self, sku: str, statuses: Sequence[str]) -> list[Review]:
         marks = ",".join("?" * len(statuses))
         rows = (
             self._conn()
@@ -641,6 +745,9 @@ class CatalogStore:
 
     def rating_summary(self, sku: str) -> RatingSummary:
         """Average, count and star distribution of the approved reviews."""
+        return self._cached(("rating", sku), lambda: self._rating_summary(sku))
+
+    def _rating_summary(self, sku: str) -> RatingSummary:
         rows = (
             self._conn()
             .execute(
