@@ -189,13 +189,13 @@ def _html(
     body_rows = []
     for row in comp.rows:
         cells = "".join(
-            f'<td class="best"><strong>{esc(cell)} *</strong></td>'
+            f'<td class="best"><strong>{esc(cell)} ★</strong></td>'
             if i in row.best
             else f"<td>{esc(cell)}</td>"
             for i, cell in enumerate(row.cells)
         )
         body_rows.append(f'<tr><th scope="row">{esc(row.label)}</th>{cells}</tr>')
-    legend = f"<p>{esc(text(lang, 'best'))}</p>" if comp.any_best else ""
+    legend = f"<p>{esc(text(lang, 'best').replace('*', '★'))}</p>" if comp.any_best else ""
     intro = text(lang, "intro" if len(products) > 1 else "intro_product")
     return (
         f'<!doctype html><html lang="{lang}"><head><meta charset="utf-8">'

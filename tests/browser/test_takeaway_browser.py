@@ -62,6 +62,7 @@ def test_print_email_and_qr_from_the_compare_page(
     expect(send).to_be_disabled()  # no consent yet
     actions.locator("input[name=consent]").check()
     expect(send).to_be_enabled()
+    shot(page, "takeaway-email-form")
     send.click()
     expect(status).to_have_text("E-mail envoyé.")
     expect(field).to_have_value("")  # the address leaves the page once the kiosk has it
