@@ -363,7 +363,9 @@ class FrameDecoder:
     def _count(self, stage: str) -> None:
         self.stats[stage] = self.stats.get(stage, 0) + 1
 
-    def _vote(self, crop: Frame, first: list[Reading] | None) -> list[Reading]:
+    def _vote(
+        self, crop: Frame, first: list[Reading] | None, *, inverted: bool = False
+    ) -> list[Reading]:
         """Read a linear crop several ways until one text wins two votes and leads alone.
 
         A blurred EAN can be misread the same way on every row of an upright crop (zbar then
@@ -387,6 +389,11 @@ class FrameDecoder:
             zx = self._zxing
             views += [lambda: zx.read(crop), lambda: zx.read(enhanced_crop())]
         views.append(lambda: self._zbar_linear.scan(_rescale(crop, CONFIRM_SCALE)))
+        if inverted:  # light bars on a dark screen (a phone in dark mode)
+            views.append(lambda: self._zbar_linear.scan(cv2.bitwise_not(crop)))
+            if self._zxing is not None:
+                zxi = self._zxing
+                views.append(lambda: zxi.read(cv2.bitwise_not(crop)))
         votes: dict[str, int] = {}
         readings: dict[str, Reading] = {}
         for view in views:
@@ -428,9 +435,10 @@ class FrameDecoder:
                 return _distinct(found)
         # Pass 2: other views of each crop: equalised and sharpened (another binarisation),
         # the second engine, and for 2D codes an enlarged crop.
-        for (cand, crop), first in zip(crops, first_reads, strict=True):
+        for i, ((cand, crop), first) in enumerate(zip(crops, first_reads, strict=True)):
             if cand.linear:
-                found = self._vote(crop, first) if not first else []
+                # Inverted views only for the largest patch: they are rare and cost time.
+                found = self._vote(crop, first, inverted=i == 0) if not first else []
             elif self._zxing is not None:
                 zx = self._zxing
                 found = (

@@ -170,3 +170,10 @@ def test_pdf417_and_data_matrix_cards_through_zxing(fmt: str, name: str) -> None
     readings = FrameDecoder([*ALL, name]).decode(frame)
     assert [(r.symbology, r.text) for r in readings] == [(name, "2900001234566")]
     assert FrameDecoder(ALL).decode(frame) == []  # not configured: not reported
+
+
+@pytest.mark.parametrize("symbology", ["ean13", "code128", "qrcode"])
+def test_light_on_dark_codes(decoder: FrameDecoder, symbology: str) -> None:
+    """A phone wallet in dark mode shows light bars on black: still read, and only once."""
+    frame = cv2.bitwise_not(_scene(symbology, "2900001234566", 12.0))
+    assert [r.text for r in decoder.decode(frame)] == ["2900001234566"]
