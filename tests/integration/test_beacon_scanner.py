@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import stat
 import subprocess
 import time
@@ -118,6 +119,33 @@ class FakeBlueZ:
             )
         device = self.conn.get_object("org.bluez", path)
         device.UpdateProperties(DEVICE_IFACE, props, dbus_interface=MOCK_IFACE)
+
+    def monitor_patterns(self) -> list[tuple[int, int, bytes]]:
+        """The or-patterns of the advertisement monitor a client registered with BlueZ.
+
+        The mock only records the monitor's path; the patterns are read back from the
+        client's exported object (call from a thread: the client answers on its own loop).
+        """
+        text = Path(self.log.name).read_text(encoding="utf-8", errors="replace")
+        match = re.search(r'RegisterMonitor "([^"]+)"', text)
+        assert match, "no monitor registered"
+        path = match.group(1)
+        bus_obj = self.conn.get_object("org.freedesktop.DBus", "/org/freedesktop/DBus")
+        for name in bus_obj.ListNames(dbus_interface="org.freedesktop.DBus"):
+            if not name.startswith(":"):
+                continue
+            try:
+                monitor = self.conn.get_object(name, path, introspect=False)
+                raw = monitor.Get(
+                    "org.bluez.AdvertisementMonitor1",
+                    "Patterns",
+                    dbus_interface="org.freedesktop.DBus.Properties",
+                    timeout=2,
+                )
+            except dbus.exceptions.DBusException:
+                continue
+            return [(int(p[0]), int(p[1]), bytes(p[2])) for p in raw]
+        raise AssertionError(f"no client exports {path}")
 
     def stop(self) -> None:
         """End the mocks and the dbus-daemon by PID (they inherit our file descriptors)."""
@@ -227,10 +255,12 @@ def test_passive_scan_turns_device_changes_into_events(bluez: FakeBlueZ, tmp_pat
     )
     services = make_services(tmp_path, scanning_mode="passive")
     phone_id = hash_identifier(SALT, "phone", "321:654")
+    patterns: list[tuple[int, int, bytes]] = []
 
     async def scenario(component: BeaconsComponent, received: list[Event]) -> None:
         await wait_for(lambda: state(services)[0] == "ok", 15, "scanner ok")
         assert component.source.mode == "passive"
+        patterns.extend(await asyncio.to_thread(bluez.monitor_patterns))
         # About 1 m away: enter in the near zone.
         for i in range(12):
             bluez.advertise(phone, -60 - i % 2, {0x004C: token})
@@ -248,6 +278,11 @@ def test_passive_scan_turns_device_changes_into_events(bluez: FakeBlueZ, tmp_pat
         await wait_for(lambda: bool(of_type(received, "kiosk.beacon.exit")), 5, "exit")
 
     received = run_component(services, scenario)
+    # The monitor bleak registered with BlueZ matches payload prefixes, not the flags byte.
+    assert sorted(patterns) == [
+        (0, 0x16, b"\xaa\xfe"),  # Eddystone service data
+        (0, 0xFF, b"\x4c\x00\x02\x15"),  # iBeacon
+    ]
     (enter,) = of_type(received, "kiosk.beacon.enter")
     assert enter.data["id"] == phone_id
     assert enter.data["beacon_class"] == "phone"
@@ -322,6 +357,9 @@ def test_falls_back_to_active_scanning_and_says_so(bluez: FakeBlueZ, tmp_path: P
         await wait_for(lambda: bool(of_type(received, "kiosk.beacon.enter")), 5, "enter")
 
     received = run_component(services, scenario)
+    # BlueZ was asked not to drop repeated advertisements (bleak's default would: issue 1065).
+    log = Path(bluez.log.name).read_text(encoding="utf-8", errors="replace")
+    assert re.search(r'SetDiscoveryFilter \{[^}]*"DuplicateData": True', log), log[-2000:]
     health_state, reason = state(services)
     assert health_state == "degraded"
     assert "passive scanning unavailable" in reason
