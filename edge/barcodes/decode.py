@@ -4,9 +4,11 @@ Reading the whole 640x480 frame with zbar costs 8-13 ms and misses codes that ar
 blurred or low in contrast. Instead the frame is searched at half resolution for patches
 dense in edges (a 1D code's bars, a QR code's modules); each patch is turned upright by its
 dominant gradient direction and cropped, and zbar reads just that crop along its rows
-(about 1 ms). Crops that fail are retried with a sharpened image and then with zxing-cpp,
-a second engine that reads blurred QR codes zbar misses; as a last resort zbar scans the
-whole frame. Decoders are not thread-safe: use one FrameDecoder per thread.
+(about 1 ms). An EAN/UPC read counts only when a second view of the crop agrees (their
+mod-10 check digit alone lets blurred misreads through). Crops that fail are retried with
+an equalised and sharpened image (another binarisation) and with zxing-cpp, a second engine
+that reads blurred QR codes zbar misses; as a last resort zbar scans the whole frame.
+Decoders are not thread-safe: use one FrameDecoder per thread.
 """
 
 from __future__ import annotations
@@ -87,8 +89,10 @@ DEFAULT_MAX_CANDIDATES: Final = 4
 WEAK_CHECK: Final = frozenset({"ean13", "ean8", "upca", "upce"})
 # The confirming read samples the crop at this scale (a different phase of every bar).
 CONFIRM_SCALE: Final = 0.8
-# Contrast-limited equalisation over 4x4 tiles of a crop: lifts a washed-out or glared code.
-_CLAHE: Final = cv2.createCLAHE(clipLimit=2.0, tileGridSize=(4, 4))
+# Contrast-limited equalisation over 4x4 tiles of a crop: lifts a washed-out or glared code
+# without amplifying sensor noise into false bars (clip limit 2, OpenCV's usual).
+CLAHE_CLIP: Final = 2.0
+CLAHE_TILES: Final = 4
 # A 1D code zbar decoded on fewer scan lines than this is ignored: EAN-13's check digit lets
 # about one random misread in ten through, and on the benchmark corpus every zbar misread
 # came from one or two lines, while real codes crossed by the locator's crop agree on many.
@@ -236,7 +240,9 @@ def to_gray(frame: Frame) -> Frame:
         return frame[:, :, 0]
     if frame.ndim == 3 and frame.shape[2] == 4:
         return cv2.cvtColor(frame, cv2.COLOR_BGRA2GRAY)
-    return cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+    if frame.ndim == 3 and frame.shape[2] == 3:
+        return cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+    raise ValueError(f"a frame must be grayscale, BGR or BGRA, not of shape {frame.shape}")
 
 
 def crop_roi(gray: Frame, roi: Sequence[float]) -> tuple[Frame, int, int]:
@@ -311,9 +317,16 @@ def sharpen(gray: Frame, sigma: float = 1.5) -> Frame:
     return cv2.addWeighted(gray, 2.0, blurred, -1.0, 0)
 
 
-def enhance(gray: Frame) -> Frame:
+def enhance(gray: Frame, clahe: Any = None) -> Frame:
     """Local contrast equalisation (CLAHE) then an unsharp mask, for a crop that failed."""
-    return sharpen(_CLAHE.apply(gray))
+    if clahe is None:
+        clahe = new_clahe()
+    return sharpen(clahe.apply(gray))
+
+
+def new_clahe() -> Any:
+    """A CLAHE operator (one per thread: OpenCV's keeps working buffers)."""
+    return cv2.createCLAHE(clipLimit=CLAHE_CLIP, tileGridSize=(CLAHE_TILES, CLAHE_TILES))
 
 
 def _rescale(gray: Frame, factor: float, interpolation: int = cv2.INTER_AREA) -> Frame:
@@ -358,6 +371,7 @@ class FrameDecoder:
                 self._zxing = ZxingReader(self.symbologies)
             except ImportError:
                 _LOGGER.info("zxing-cpp is not installed; decoding with zbar only")
+        self._clahe = new_clahe()
         self.stats: dict[str, int] = {}
 
     def _count(self, stage: str) -> None:
@@ -378,7 +392,7 @@ class FrameDecoder:
 
         def enhanced_crop() -> Frame:
             if not enhanced:
-                enhanced.append(enhance(crop))
+                enhanced.append(enhance(crop, self._clahe))
             return enhanced[0]
 
         views: list[Callable[[], list[Reading]]] = [
@@ -413,7 +427,7 @@ class FrameDecoder:
         return []
 
     def decode(self, frame: Frame) -> list[Reading]:
-        """Every distinct code in a frame (BGR or grayscale), best-effort and never raising."""
+        """Every distinct code in a frame; ValueError for a frame that is not gray/BGR/BGRA."""
         if frame.size == 0:
             return []
         gray = to_gray(frame)
@@ -443,11 +457,11 @@ class FrameDecoder:
                 zx = self._zxing
                 found = (
                     zx.read(crop)
-                    or zx.read(enhance(crop))
+                    or zx.read(enhance(crop, self._clahe))
                     or zx.read(sharpen(_rescale(crop, 1.5, cv2.INTER_CUBIC), 2.0))
                 )
             else:
-                found = self._zbar_matrix.scan(enhance(crop))
+                found = self._zbar_matrix.scan(enhance(crop, self._clahe))
             if found:
                 self._count("retry")
                 return _distinct(found)

@@ -177,3 +177,9 @@ def test_light_on_dark_codes(decoder: FrameDecoder, symbology: str) -> None:
     """A phone wallet in dark mode shows light bars on black: still read, and only once."""
     frame = cv2.bitwise_not(_scene(symbology, "2900001234566", 12.0))
     assert [r.text for r in decoder.decode(frame)] == ["2900001234566"]
+
+
+def test_frame_of_unknown_layout_is_a_clear_error(decoder: FrameDecoder) -> None:
+    """A two-channel frame is refused with its shape named (the camera counts and skips it)."""
+    with pytest.raises(ValueError, match=r"grayscale, BGR or BGRA.*\(4, 4, 2\)"):
+        decoder.decode(np.zeros((4, 4, 2), np.uint8))
