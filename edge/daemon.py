@@ -36,6 +36,9 @@ SHUTDOWN_TIMEOUT_S: Final = 4.0
 # broken UI must not make systemd kill the whole appliance in a restart loop).
 READY_TIMEOUT_S: Final = 10.0
 
+# After the kiosk serves, READY waits at most this long for other components to settle.
+SETTLE_S: Final = 3.0
+
 ComponentFactory = Callable[[Services], Component | None]
 
 
@@ -154,11 +157,19 @@ def build_components(services: Services) -> list[Component]:
 
 
 async def _wait_ready(services: Services, timeout: float) -> None:
+    """Wait for the kiosk UI to serve, then briefly for the others to leave "starting"."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while loop.time() < deadline:
         kiosk = services.health.get("kiosk")
         if kiosk is None or kiosk.state in ("ok", "disabled"):
+            break
+        await asyncio.sleep(0.05)
+    # A component still opening its device must not hold READY back for long: systemd and
+    # the browser unit wait on it. Healthz tells the rest.
+    settle = min(deadline, loop.time() + SETTLE_S)
+    while loop.time() < settle:
+        if all(c["state"] != "starting" for c in services.health.snapshot().values()):
             return
         await asyncio.sleep(0.05)
 
