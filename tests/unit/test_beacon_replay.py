@@ -7,6 +7,7 @@ import contextlib
 import json
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -313,3 +314,15 @@ def test_fuzz_parse_record_random_shapes(obj: dict[str, object]) -> None:
     with contextlib.suppress(RecordError):
         adv = parse_record(json.dumps(obj))
         assert isinstance(adv.rssi, int)
+
+
+def test_demo_recording_is_what_the_generator_makes(tmp_path: Path) -> None:
+    """The shipped demo trace is reproducible from its generator (fixed seed): not stale."""
+    out = tmp_path / "demo.jsonl"
+    subprocess.run(
+        [sys.executable, str(REPO_ROOT / "tests" / "data" / "beacons" / "generate.py"), str(out)],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    assert out.read_bytes() == DEMO.read_bytes()
