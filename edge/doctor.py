@@ -224,6 +224,7 @@ class PrinterReading:
     status_byte: int | None = None  # DLE EOT 4 (paper roll sensor) answer
     error: str = ""
     kind: str = ""
+    offline_byte: int | None = None  # DLE EOT 2 (offline cause) answer
 
 
 def decode_paper_status(byte: int) -> Literal["ok", "near_end", "out"]:
@@ -235,14 +236,29 @@ def decode_paper_status(byte: int) -> Literal["ok", "near_end", "out"]:
     return "ok"
 
 
+def decode_offline_cause(byte: int) -> list[str]:
+    """Decode an ESC/POS DLE EOT 2 answer: cover open (bit 2), feed button held (bit 3),
+    stopped for paper (bit 5), an error (bit 6)."""
+    causes = {0x04: "cover open", 0x08: "feed button held", 0x20: "stopped: no paper",
+              0x40: "printer error"}  # fmt: skip
+    return [text for bit, text in causes.items() if byte & bit]
+
+
 def evaluate_printer(r: PrinterReading) -> CheckResult:
-    """Reachable, answers status, has paper."""
+    """Reachable, answers status (not offline: cover, error), has paper."""
     name = "printer"
     if not r.reachable:
         return failed(
             name,
             f"printer {r.url} is not reachable" + (f" ({r.error})" if r.error else ""),
             "check it is switched on, its cable or network address, then printer.url",
+        )
+    offline = decode_offline_cause(r.offline_byte) if r.offline_byte is not None else []
+    if "cover open" in offline or "printer error" in offline:
+        return failed(
+            name,
+            f"printer {r.url} is offline: {', '.join(offline)}",
+            "close the cover; if it still shows an error, switch the printer off and on",
         )
     if r.status_byte is None:
         return ok(name, f"{r.kind or 'printer'} {r.url} reachable (no paper status available)")
@@ -624,8 +640,20 @@ def probe_camera(source: str, sample_s: float = CAMERA_SAMPLE_S) -> CameraReadin
         cap.release()
 
 
-# ESC/POS "transmit real-time status", n=4: the paper roll sensor.
+# ESC/POS "transmit real-time status": n=2 the offline cause, n=4 the paper roll sensor.
+DLE_EOT_OFFLINE: Final = b"\x10\x04\x02"
 DLE_EOT_PAPER: Final = b"\x10\x04\x04"
+# A printer that answers real-time status does so within milliseconds; many never answer.
+STATUS_TIMEOUT_S: Final = 1.0
+
+
+def _status_query(sock: socket.socket, request: bytes) -> int | None:
+    sock.sendall(request)
+    try:
+        answer = sock.recv(1)
+    except TimeoutError:
+        return None
+    return answer[0] if answer else None
 
 
 def probe_printer(url: str) -> PrinterReading:
@@ -636,16 +664,12 @@ def probe_printer(url: str) -> PrinterReading:
         host, port = parts.hostname or "", parts.port or 9100
         try:
             with socket.create_connection((host, port), timeout=NET_TIMEOUT_S) as sock:
-                sock.sendall(DLE_EOT_PAPER)
-                sock.settimeout(1.0)
-                try:
-                    answer = sock.recv(1)
-                except TimeoutError:
-                    answer = b""
+                sock.settimeout(STATUS_TIMEOUT_S)
+                offline = _status_query(sock, DLE_EOT_OFFLINE)
+                paper = _status_query(sock, DLE_EOT_PAPER) if offline is not None else None
         except OSError as exc:
             return PrinterReading(url, False, error=_short(exc), kind="network printer")
-        status = answer[0] if answer else None
-        return PrinterReading(url, True, status, kind="network printer")
+        return PrinterReading(url, True, paper, kind="network printer", offline_byte=offline)
     if scheme == "usb":
         vid_pid = (parts.netloc or parts.path.strip("/")).lower()
         vid, _, pid = vid_pid.partition(":")

@@ -198,7 +198,7 @@ def test_broker_closed_port_and_unknown_host() -> None:
 
 
 def test_printer_listener_closed_port_and_paper_out() -> None:
-    """A printer answering 'ready': ok; out of paper: fail; a closed port: fail."""
+    """Ready: ok; out of paper or cover open: fail; no status answer: ok; closed port: fail."""
     port = free_port()
     listener = PrinterListener(port, "ok").start()
     try:
@@ -209,6 +209,14 @@ def test_printer_listener_closed_port_and_paper_out() -> None:
         result = evaluate_printer(probe_printer(f"tcp://127.0.0.1:{port}"))
         assert result.status == "fail"
         assert "paper" in result.detail
+        listener.mode = "cover_open"
+        cover = evaluate_printer(probe_printer(f"tcp://127.0.0.1:{port}"))
+        assert cover.status == "fail"
+        assert "cover open" in cover.detail
+        listener.mode = "silent"
+        silent = evaluate_printer(probe_printer(f"tcp://127.0.0.1:{port}"))
+        assert silent.status == "ok"
+        assert "no paper status" in silent.detail
     finally:
         listener.stop()
     closed = evaluate_printer(probe_printer(f"tcp://127.0.0.1:{free_port()}"))

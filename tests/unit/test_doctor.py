@@ -17,6 +17,7 @@ from edge.doctor import (
     ClockReading,
     DiskReading,
     PrinterReading,
+    decode_offline_cause,
     decode_paper_status,
     decode_throttled,
     evaluate_adapter,
@@ -91,6 +92,11 @@ def test_printer() -> None:
     assert evaluate_printer(PrinterReading("tcp://h:9100", True, 0x1E)).status == "warn"
     assert evaluate_printer(PrinterReading("tcp://h:9100", True, 0x12)).status == "ok"
     assert evaluate_printer(PrinterReading("usb://04b8:0202", True)).status == "ok"
+    cover = PrinterReading("tcp://h:9100", True, 0x12, offline_byte=0x16)
+    assert evaluate_printer(cover).status == "fail"
+    assert "cover open" in evaluate_printer(cover).detail
+    assert decode_offline_cause(0x12) == []
+    assert decode_offline_cause(0x32) == ["stopped: no paper"]
 
 
 def test_broker_steps_stop_at_first_failure() -> None:
