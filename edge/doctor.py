@@ -40,6 +40,8 @@ Status = Literal["ok", "warn", "fail"]
 # --- Hardware and system paths (module-level so tests point them at a fake tree) ---
 # Linux lists Bluetooth controllers here whether or not BlueZ runs.
 SYSFS_BLUETOOTH: Final = Path("/sys/class/bluetooth")
+# Radio kill switches (type, soft, hard); a blocked radio keeps the adapter powered off.
+SYSFS_RFKILL: Final = Path("/sys/class/rfkill")
 # SoC temperature in millidegrees Celsius (the Pi's only thermal zone).
 THERMAL_ZONE_TEMP: Final = Path("/sys/class/thermal/thermal_zone0/temp")
 # Raspberry Pi kernels expose the firmware's throttling flags here (same bits as vcgencmd).
@@ -123,6 +125,7 @@ class AdapterReading:
     discovering: bool | None = None
     passive_supported: bool | None = None
     error: str = ""
+    rfkill_blocked: bool = False
 
 
 def evaluate_adapter(r: AdapterReading, scanning_mode: str = "passive") -> CheckResult:
@@ -145,6 +148,12 @@ def evaluate_adapter(r: AdapterReading, scanning_mode: str = "passive") -> Check
             name,
             f"{r.adapter} exists but BlueZ is not reachable on D-Bus ({r.error})",
             "start BlueZ: systemctl start bluetooth",
+        )
+    if r.rfkill_blocked:
+        return failed(
+            name,
+            f"{r.adapter} is blocked by rfkill",
+            "rfkill unblock bluetooth (and check no image tweak blocks it at boot)",
         )
     if r.powered is False:
         return failed(
@@ -530,13 +539,27 @@ def evaluate_config(problems: Iterable[str], path: str) -> CheckResult:
 # ---------------------------------------------------------------------------------------------
 
 
+def rfkill_blocked(kind: str = "bluetooth") -> bool:
+    """True when a kill switch of this type is soft- or hard-blocked."""
+    for entry in SYSFS_RFKILL.glob("rfkill*"):
+        with contextlib.suppress(OSError):
+            if (entry / "type").read_text().strip() != kind:
+                continue
+            if any((entry / f).read_text().strip() == "1" for f in ("soft", "hard")):
+                return True
+    return False
+
+
 def probe_adapter(adapter: str) -> AdapterReading:
     """Read the adapter from sysfs and BlueZ over D-Bus (dbus-fast, which bleak already uses)."""
     in_sysfs = (SYSFS_BLUETOOTH / adapter).exists()
+    blocked = rfkill_blocked()
     try:
         objects = _run_async(_bluez_objects())
     except Exception as exc:  # no bus, no BlueZ, permission denied
-        return AdapterReading(adapter, in_sysfs, bluez_reachable=False, error=_short(exc))
+        return AdapterReading(
+            adapter, in_sysfs, bluez_reachable=False, error=_short(exc), rfkill_blocked=blocked
+        )
     interfaces = objects.get(f"/org/bluez/{adapter}")
     if interfaces is None or "org.bluez.Adapter1" not in interfaces:
         return AdapterReading(adapter, present=False, bluez_reachable=True)
@@ -547,6 +570,7 @@ def probe_adapter(adapter: str) -> AdapterReading:
         powered=bool(props.get("Powered")),
         discovering=bool(props.get("Discovering")),
         passive_supported="org.bluez.AdvertisementMonitorManager1" in interfaces,
+        rfkill_blocked=blocked,
     )
 
 

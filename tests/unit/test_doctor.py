@@ -320,3 +320,21 @@ def test_doctor_component_reports_to_health(tmp_path: Path) -> None:
     warned = health.get("doctor")
     assert warned is not None
     assert warned.state == "ok"
+
+
+def test_rfkill_from_a_fake_sysfs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A soft-blocked Bluetooth kill switch fails with the unblock command; Wi-Fi's is ignored."""
+    monkeypatch.setattr(doctor, "SYSFS_RFKILL", tmp_path)
+    for index, (kind, soft) in enumerate((("wlan", "1"), ("bluetooth", "0"))):
+        entry = tmp_path / f"rfkill{index}"
+        entry.mkdir()
+        (entry / "type").write_text(kind + "\n")
+        (entry / "soft").write_text(soft + "\n")
+        (entry / "hard").write_text("0\n")
+    assert not doctor.rfkill_blocked()
+    (tmp_path / "rfkill1" / "soft").write_text("1\n")
+    assert doctor.rfkill_blocked()
+    reading = AdapterReading("hci0", True, True, False, False, True, rfkill_blocked=True)
+    result = evaluate_adapter(reading)
+    assert result.status == "fail"
+    assert "rfkill unblock bluetooth" in result.fix
