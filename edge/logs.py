@@ -28,8 +28,16 @@ _PERSONAL_PATTERNS: Final[tuple[tuple[re.Pattern[str], str], ...]] = (
 RING_CAPACITY: Final = 2000
 
 
+# Cheap first look: text without ':'/'-', '@' or 13 digits in a row cannot hold any of them.
+_MAYBE_PERSONAL: Final = re.compile(r"[:@-]|\d{13}")
+# Set on a record once scrubbed, so the second handler does not scrub it again.
+_SCRUBBED: Final = "_kiosk_scrubbed"
+
+
 def scrub(text: str) -> str:
     """Replace MAC addresses, e-mail addresses and card numbers with placeholders."""
+    if not _MAYBE_PERSONAL.search(text):
+        return text
     for pattern, placeholder in _PERSONAL_PATTERNS:
         text = pattern.sub(placeholder, text)
     return text
@@ -40,13 +48,20 @@ class PersonalDataFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         """Rewrite the record in place; never drops it."""
+        if getattr(record, _SCRUBBED, False):
+            return True
+        setattr(record, _SCRUBBED, True)
         message = record.getMessage()
         cleaned = scrub(message)
         if cleaned != message:
             record.msg, record.args = cleaned, None
         for key, value in list(record.__dict__.items()):
-            if key not in _STANDARD and isinstance(value, str):
+            if key in _STANDARD or key.startswith("_"):
+                continue
+            if isinstance(value, str):
                 record.__dict__[key] = scrub(value)
+            elif not isinstance(value, int | float | bool | None):
+                record.__dict__[key] = scrub(repr(value))  # a dict or list may hold anything
         if record.exc_info and not record.exc_text:
             record.exc_text = scrub(logging.Formatter().formatException(record.exc_info))
         elif record.exc_text:
@@ -66,7 +81,7 @@ class RingBufferHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         """Store one record."""
         try:
-            entry = json.loads(JsonFormatter().format(record))
+            entry = record_fields(record)
         except Exception:  # a broken record must not break logging
             self.handleError(record)
             return
@@ -94,25 +109,30 @@ def recent_logs(n: int | None = None) -> list[dict[str, Any]]:
     return RING.records(n)
 
 
+def record_fields(record: logging.LogRecord) -> dict[str, Any]:
+    """A record as JSON-able fields: time, level, logger, message, extras, exception."""
+    out: dict[str, Any] = {
+        "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+        "level": record.levelname,
+        "logger": record.name,
+        "message": record.getMessage(),
+    }
+    for key, value in record.__dict__.items():
+        if key not in _STANDARD and not key.startswith("_"):
+            out[key] = value if isinstance(value, str | int | float | bool) else repr(value)
+    if record.exc_text:  # already formatted (and scrubbed) by PersonalDataFilter
+        out["exception"] = record.exc_text
+    elif record.exc_info:
+        out["exception"] = logging.Formatter().formatException(record.exc_info)
+    return out
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per record: time, level, logger, message and any extra fields."""
 
     def format(self, record: logging.LogRecord) -> str:
         """Render a record as one JSON line."""
-        out: dict[str, object] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        for key, value in record.__dict__.items():
-            if key not in _STANDARD and not key.startswith("_"):
-                out[key] = value if isinstance(value, str | int | float | bool) else repr(value)
-        if record.exc_text:  # already formatted (and scrubbed) by PersonalDataFilter
-            out["exception"] = record.exc_text
-        elif record.exc_info:
-            out["exception"] = self.formatException(record.exc_info)
-        return json.dumps(out, ensure_ascii=False)
+        return json.dumps(record_fields(record), ensure_ascii=False)
 
 
 def setup_logging(level: str = "INFO", fmt: str = "auto") -> None:

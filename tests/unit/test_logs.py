@@ -108,3 +108,15 @@ def test_setup_logging_feeds_the_shared_ring(capsys: pytest.CaptureFixture[str])
     setup_logging("INFO", "text")
     logging.getLogger("edge.test").info("component %s ok", "beacons")
     assert recent_logs(1)[0]["message"] == "component beacons ok"
+
+
+def test_structured_extras_are_scrubbed_too(capsys: pytest.CaptureFixture[str]) -> None:
+    """A dict passed as an extra field cannot smuggle a MAC or an e-mail into the journal."""
+    setup_logging("INFO", "json")
+    logging.getLogger("edge.test").info(
+        "scan", extra={"device": {"address": "AA:BB:CC:DD:EE:02", "mail": "x@y.example"}}
+    )
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "AA:BB" not in line
+    assert "x@y.example" not in line
+    assert "<mac>" in json.loads(line)["device"]
