@@ -17,6 +17,7 @@ from babel.messages.pofile import read_po
 from babel.numbers import format_currency, format_decimal
 from flask import Flask, current_app, g, session
 from flask_babel import Babel, get_locale, get_translations, lazy_gettext
+from markupsafe import Markup, escape
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -120,6 +121,19 @@ def spec_value(value: Any, unit: str = "") -> str:
     return str(value)
 
 
+def stars(value: float, count: int | None = None) -> Markup:
+    """Five stars filled to ``value`` (halves included), labelled for screen readers."""
+    cells = []
+    for i in range(1, 6):
+        state = " full" if value >= i - 0.25 else " half" if value >= i - 0.75 else ""
+        cells.append(f'<span class="star{state}" aria-hidden="true">★</span>')
+    label = escape(lazy_gettext("%(avg)s out of 5", avg=number(round(value, 1))))
+    out = f'<span class="stars" role="img" aria-label="{label}">{"".join(cells)}</span>'
+    if count is not None:
+        out += f' <span class="rating-count">({int(count)})</span>'
+    return Markup(out)  # noqa: S704 - built from fixed markup, a number and an escaped label
+
+
 def category_label(slug: str) -> str:
     """The on-screen name of a category slug."""
     label = CATEGORY_LABELS.get(slug)
@@ -147,4 +161,6 @@ def init_i18n(app: Flask, data_dir: Path, config_locale: str) -> None:
     app.jinja_env.filters.update(
         price=price, number=number, spec_value=spec_value, category=category_label, unit=unit_label
     )
-    app.jinja_env.globals.update(current_language=current_language, LANGUAGES=LANGUAGES)
+    app.jinja_env.globals.update(
+        current_language=current_language, LANGUAGES=LANGUAGES, stars=stars
+    )

@@ -565,6 +565,10 @@ class CatalogStore:
 
     def get_products(self, skus: Sequence[str]) -> list[Product]:
         """Products by SKU in the order asked; unknown SKUs are left out."""
+        key = ("products", tuple(skus))
+        return list(self._cached(key, lambda: tuple(self._get_products(skus))))
+
+    def _get_products(self, skus: Sequence[str]) -> list[Product]:
         if not skus:
             return []
         marks = ",".join("?" * len(skus))

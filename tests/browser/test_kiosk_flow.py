@@ -155,6 +155,7 @@ def test_language_switch_and_larger_text(daemon: InProcessDaemon, page: Page) ->
     assert "." in price_en
     size_before = page.evaluate("parseFloat(getComputedStyle(document.body).fontSize)")
     page.locator("[data-testid=large-text]").click()
+    expect(page.locator("html")).to_have_class(re.compile("large-text"))
     size_after = page.evaluate("parseFloat(getComputedStyle(document.body).fontSize)")
     assert size_after > size_before * 1.2
     shot(page, "kiosk-10-english-large")
