@@ -178,3 +178,60 @@ def test_touch_targets_are_at_least_44px(daemon: InProcessDaemon, page: Page) ->
                 .filter(([, h]) => h < 44)"""
         )
         assert small == [], f"{path}: {small}"
+
+
+CONTRAST_JS = """() => {
+  const lum = (rgb) => {
+    const c = rgb.map((v) => {
+      v /= 255;
+      return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4;
+    });
+    return 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2];
+  };
+  const parse = (s) => (s.match(/[\\d.]+/g) || []).map(Number);
+  const background = (el) => {
+    for (let e = el; e; e = e.parentElement) {
+      const st = getComputedStyle(e);
+      if (st.backgroundImage !== 'none') return null;  // gradients: not checked here
+      const bg = parse(st.backgroundColor);
+      if (bg.length === 3 || (bg.length === 4 && bg[3] === 1)) return bg.slice(0, 3);
+    }
+    return [255, 255, 255];
+  };
+  const bad = [];
+  for (const el of document.querySelectorAll('body *')) {
+    if (!el.offsetParent && el.tagName !== 'BODY') continue;
+    const own = [...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim());
+    if (!own) continue;
+    const st = getComputedStyle(el);
+    if (st.visibility === 'hidden' || parseFloat(st.opacity) < 1) continue;
+    const bg = background(el);
+    if (!bg) continue;
+    const fg = parse(st.color).slice(0, 3);
+    const [a, b] = [lum(fg), lum(bg)].sort((x, y) => y - x);
+    const ratio = (a + 0.05) / (b + 0.05);
+    const size = parseFloat(st.fontSize);
+    const large = size >= 24 || (size >= 18.66 && parseInt(st.fontWeight, 10) >= 700);
+    // Decorative glyphs (aria-hidden, e.g. rating stars) are graphics: 3:1 (WCAG 1.4.11).
+    const graphic = el.closest('[aria-hidden=true]') !== null;
+    if (ratio < (large || graphic ? 3 : 4.5)) {
+      bad.push([el.tagName, el.textContent.trim().slice(0, 30), ratio.toFixed(2)]);
+    }
+  }
+  return bad;
+}"""
+
+
+def test_text_contrast_meets_wcag_aa(daemon: InProcessDaemon, page: Page) -> None:
+    """Visible text has at least 4.5:1 contrast (3:1 when large or a decorative glyph)."""
+    base = daemon.base_url
+    for path in (
+        "/",
+        "/search?q=casque",
+        "/products/TV-001",
+        "/compare?sku=TV-001&sku=TV-002",
+        "/products/TV-001/review",
+    ):
+        page.goto(base + path)
+        bad = page.evaluate(CONTRAST_JS)
+        assert bad == [], f"{path}: {bad}"
