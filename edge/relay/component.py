@@ -68,6 +68,7 @@ class RelayComponent:
             services, resync_catalog=self.relay.resync_catalog, started=self.started
         )
         self._executor: ThreadPoolExecutor | None = None
+        self._outbox_was_failing = False
 
     # ------------------------------------------------------------ MQTT thread
     def _on_state(self, connected: bool, reason: str) -> None:
@@ -132,6 +133,14 @@ class RelayComponent:
                 await asyncio.sleep(CHECK_INTERVAL_S)
                 if not self.relay.alive:
                     raise RuntimeError("the MQTT relay thread ended unexpectedly")
+                if not self.outbox.writer_alive:
+                    _LOGGER.error("the outbox writer thread ended; starting it again")
+                    self.outbox.start()
+                if self.outbox.last_error:
+                    services.health.set(NAME, "degraded", self.outbox.last_error)
+                elif self.relay.stats.connected and self._outbox_was_failing:
+                    services.health.set(NAME, "ok")
+                self._outbox_was_failing = bool(self.outbox.last_error)
                 stats = self.outbox.stats()
                 services.health.metric(NAME, "outbox_depth", stats.depth)
                 services.health.metric(NAME, "outbox_bytes", stats.bytes)

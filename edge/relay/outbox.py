@@ -163,6 +163,7 @@ class Outbox:
         self._refused = 0
         self._closed = False
         self._thread: threading.Thread | None = None
+        self.last_error = ""  # why the last commit failed; empty once commits work again
         self._listeners: list[Callable[[int], None]] = []
         self._recent: collections.deque[tuple[str, str, int]] = collections.deque(
             maxlen=RECENT_KEPT
@@ -259,8 +260,8 @@ class Outbox:
         self._listeners.append(callback)
 
     def start(self) -> None:
-        """Start the writer thread that commits submitted events in batches."""
-        if self._thread is None:
+        """Start the writer thread that commits submitted events in batches (again if it died)."""
+        if self._thread is None or (not self._thread.is_alive() and not self._closed):
             self._thread = threading.Thread(target=self._writer, name="outbox-writer", daemon=True)
             self._thread.start()
 
@@ -309,7 +310,8 @@ class Outbox:
             if batch:
                 try:
                     self.accept(batch)
-                except sqlite3.Error as exc:
+                except Exception as exc:  # disk full, I/O error: keep the events, retry
+                    self.last_error = f"cannot write the outbox: {exc}"
                     _LOGGER.error(
                         "outbox commit failed (%s); retrying in %.0f s", exc, WRITE_RETRY_S
                     )
@@ -319,6 +321,7 @@ class Outbox:
                         return
                     time.sleep(WRITE_RETRY_S)
                     continue
+                self.last_error = ""
                 with self._cond:
                     self._settled += len(batch)
                     self._cond.notify_all()
@@ -596,6 +599,11 @@ class Outbox:
         with self._lock:
             items = list(self._recent)[-n:] if n > 0 else []
         return [{"type": t, "recorded": when, "sequence": s} for t, when, s in reversed(items)]
+
+    @property
+    def writer_alive(self) -> bool:
+        """True while the writer thread runs."""
+        return self._thread is not None and self._thread.is_alive()
 
     @property
     def next_sequence(self) -> int:

@@ -231,7 +231,21 @@ def test_full_outbox_evicts_by_policy_and_reports(tmp_path: Path, broker: Mosqui
     assert {e.id for e in shopper} <= received  # no shopper event was evicted
     assert 20 <= len(lost()) <= 25
     lost_ids = lost()
-    assert lost_ids == [e.id for e in telemetry[: len(lost_ids)]]  # the oldest telemetry went
+    assert lost_ids == [e.id for e in telemetry[: len(lost_ids)]]
+    # MQTT 5 extras: content type, routing user properties, expiry for types with a TTL.
+    kept = central.on("/events/kiosk.beacon.telemetry")
+    assert kept
+    props = kept[0].properties
+    assert props is not None
+    assert props.ContentType == "application/cloudevents+json"
+    user = dict(props.UserProperty)
+    body = json.loads(kept[0].payload)
+    assert user == {"id": body["id"], "type": body["type"], "sequence": body["sequence"]}
+    assert 0 < props.MessageExpiryInterval <= 24 * 3600
+    scan = central.on("/events/kiosk.product.scan")[0].properties
+    assert not hasattr(
+        scan, "MessageExpiryInterval"
+    )  # no TTL: never expires  # the oldest telemetry went
 
 
 def test_mqtt_311_and_refused_client_without_certificate(tmp_path: Path, broker: Mosquitto) -> None:
@@ -480,4 +494,11 @@ def test_commands_and_catalog_through_the_daemon(
         birth = json.loads(central.on("/status")[-1].payload)
         assert birth["state"] == "online"
         assert birth["config_hash"] == services.config.fingerprint()
+        assert birth["boot_id"]
+    # A clean stop says offline itself (a clean DISCONNECT suppresses the Last Will).
+    wait_until(
+        lambda: json.loads(central.on("/status")[-1].payload)["state"] == "offline",
+        5,
+        "offline on a clean stop",
+    )
     central.close()
