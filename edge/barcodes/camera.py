@@ -310,6 +310,9 @@ class CameraPipeline:
                 source.close()
             if self.stats.captured > before:
                 delay = REOPEN_MIN_S  # it worked for a while: the next outage starts afresh
+            elif ended:  # opened but not a single frame: retry with backoff, never spin
+                self.stats.state, self.stats.reason = "degraded", f"{self.spec} holds no frames"
+                ended = False
             if ended:
                 if self.loop and self.kind in ("file", "folder"):
                     delay = REOPEN_MIN_S

@@ -413,3 +413,22 @@ def test_http_stream_is_read_and_reopened_when_it_ends(tmp_path: Path) -> None:
     assert pipeline.stats.opens >= 2
     assert pipeline.stats.captured >= 5
     assert {r.text for r in readings} == {"3760000000024"}
+
+
+def test_looped_source_without_frames_backs_off() -> None:
+    """A looped recording that opens but yields nothing is retried with backoff, not spun."""
+    opened: list[float] = []
+
+    def opener(*_: object) -> _ListSource:
+        opened.append(time.monotonic())
+        return _ListSource([])
+
+    pipeline = CameraPipeline(
+        "empty.mp4", FrameDecoder(ALL), lambda _: None, loop=True, opener=opener
+    )
+    pipeline.start()
+    time.sleep(1.2)
+    pipeline.stop()
+    assert 2 <= len(opened) <= 3  # 0 s, 0.5 s, 1.5 s: not thousands
+    assert pipeline.stats.state == "degraded"
+    assert "holds no frames" in pipeline.stats.reason

@@ -17,13 +17,16 @@ from tests.support.daemon import InProcessDaemon
 def test_demo_video_drives_the_session(tmp_path: Path, write_config: ConfigWriter) -> None:
     """Loyalty scan -> session identified by the hash; product scan -> local.product.open."""
     video = tmp_path / "camera.mp4"
-    DEMO.write_demo_video(video)
+    staged = tmp_path / "staged.mp4"
+    DEMO.write_demo_video(staged)
     config = write_config(
         device={"identity_salt": DEMO_SALT},
         barcodes={"enabled": True, "camera": str(video), "fps": 40.0, "loop": False},
     )
     with InProcessDaemon(config) as daemon:
         sub = daemon.services.bus.subscribe_thread("kiosk.loyalty.", "kiosk.product.", "local.")
+        # The camera was started before the subscription: plug it in now (it is reopened).
+        staged.rename(video)
         events: list[Event] = []
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
