@@ -35,7 +35,7 @@ class Burst:
         for i in range(self.count):
             self.services.bus.publish(new_event("kiosk.search", {"q": f"burst {i}"}))
             if i % YIELD_EVERY == 0:
-                await asyncio.sleep(0.001)
+                await asyncio.sleep(0.002)
         while True:
             await asyncio.sleep(3600)
 
