@@ -502,3 +502,31 @@ def test_commands_and_catalog_through_the_daemon(
         "offline on a clean stop",
     )
     central.close()
+
+
+def test_username_password_login(tmp_path: Path) -> None:
+    """User name and password work; a wrong password is reported and nothing is lost."""
+    with Mosquitto(tmp_path, users={"kiosk-t1": "s3cret"}, name="auth") as broker:
+        outbox = Outbox(tmp_path / DB_NAME, store_id=STORE, device_id=DEVICE)
+        outbox.accept([new_event("kiosk.search", {"q": str(i)}) for i in range(50)])
+        base = {"host": "127.0.0.1", "port": broker.port, "username": "kiosk-t1"}
+        states: list[tuple[bool, str]] = []
+        wrong = MqttConfig.model_validate({**base, "password": "nope", "reconnect_min_s": 5})
+        relay = make_relay(outbox, wrong, states)
+        relay.start()
+        try:
+            wait_until(lambda: bool(states), 10, "the refusal")
+        finally:
+            relay.stop()
+            relay.close()
+        assert states[0][0] is False
+        assert "refused the connection" in states[0][1]
+        assert outbox.stats().depth == 50
+        relay = make_relay(outbox, MqttConfig.model_validate({**base, "password": "s3cret"}))
+        relay.start()
+        try:
+            wait_until(lambda: outbox.stats().depth == 0, 10, "the outbox to drain")
+        finally:
+            relay.stop()
+            relay.close()
+            outbox.close()

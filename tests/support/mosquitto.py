@@ -7,6 +7,7 @@ Usage::
     broker.tls_port        # TLS listener, require_certificate true
     broker.ca_file, broker.client_cert, broker.client_key
     broker.stop(); broker.start(); broker.restart(); broker.kill()
+    Mosquitto(tmp_path, users={"kiosk": "secret"})  # passwords required, anonymous refused
 
 Each instance is independent (other helpers' tests reuse it, e.g. ``doctor``). The broker's
 queue limit is lifted (``max_queued_messages 0``): Mosquitto's default silently drops QoS 1
@@ -30,6 +31,7 @@ from typing import IO, Final
 from tests.conftest import free_port
 
 MOSQUITTO: Final = "/usr/sbin/mosquitto"
+MOSQUITTO_PASSWD: Final = "/usr/bin/mosquitto_passwd"
 START_TIMEOUT_S: Final = 10.0
 
 
@@ -137,6 +139,7 @@ class Mosquitto:
         persistence: bool = False,
         extra_config: str = "",
         name: str = "mosquitto",
+        users: dict[str, str] | None = None,
     ) -> None:
         self.folder = tmp_path / name
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -148,6 +151,17 @@ class Mosquitto:
         self.config_file = self.folder / "mosquitto.conf"
         self.log_file = self.folder / "mosquitto.log"
         self.pki: dict[str, Path] = make_pki(self.folder / "pki") if tls else {}
+        self.users = dict(users or {})
+        self.password_file = self.folder / "passwords"
+        if self.users:
+            self.password_file.write_text("", encoding="utf-8")
+            for user, password in self.users.items():
+                subprocess.run(
+                    [MOSQUITTO_PASSWD, "-b", str(self.password_file), user, password],
+                    check=True,
+                    capture_output=True,
+                    timeout=30,
+                )
         self.process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
         self._write_config()
@@ -178,7 +192,8 @@ class Mosquitto:
             # As root Mosquitto drops to the `mosquitto` user, which cannot read files under
             # a 0700 pytest folder; staying root is harmless for a test broker.
             "user root" if os.geteuid() == 0 else "",
-            "allow_anonymous true",
+            "allow_anonymous false" if self.users else "allow_anonymous true",
+            f"password_file {self.password_file}" if self.users else "",
             "max_queued_messages 0",
             "max_inflight_messages 0",
             "log_type error",
