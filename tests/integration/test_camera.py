@@ -134,25 +134,30 @@ def test_latest_frame_drops_unread_frames() -> None:
 
 
 def test_pipeline_drops_old_frames_when_decoding_falls_behind(tmp_path: Path) -> None:
-    """Captured at 400 fps, decoded as fast as possible: frames are dropped, not queued."""
+    """Frames arriving faster than they decode are dropped, not queued: the decoder always
+    gets the newest one, and nothing piles up."""
     samples = GEN.load_manifest(CORPUS)
     frames = [cv2.imread(str(CORPUS / s.file)) for s in samples] * 3
-    video = tmp_path / "fast.avi"
-    write_video(video, frames)
     readings: list[Reading] = []
-    pipeline = CameraPipeline(str(video), FrameDecoder(ALL), readings.append, fps=400.0)
+    # Frames come from memory at up to 5000 a second: far faster than any decoder.
+    pipeline = CameraPipeline(
+        "burst.mp4",
+        FrameDecoder(ALL),
+        readings.append,
+        fps=5000.0,
+        opener=lambda *_: _ListSource(frames),
+    )
     pipeline.start()
     deadline = time.monotonic() + 20
     while not pipeline.stats.finished and time.monotonic() < deadline:
         time.sleep(0.05)
-    time.sleep(0.2)
+    time.sleep(0.3)
     pipeline.stop()
     s = pipeline.stats
     assert s.finished
     assert s.captured == len(frames)
-    assert pipeline.slot.dropped > 0
-    assert s.decoded + pipeline.slot.dropped <= s.captured
-    assert s.decoded < s.captured
+    assert pipeline.slot.dropped > len(frames) // 2
+    assert s.decoded + pipeline.slot.dropped == s.captured  # each frame decoded or dropped
     assert readings  # still reading codes from the frames it kept
 
 
@@ -160,7 +165,8 @@ def _services(config: Config) -> Services:
     return Services(config=config, bus=Bus(), health=Health(), salt=DEMO_SALT)
 
 
-async def _run_camera(services: Services, seconds: float, until: int = 0) -> list[Event]:
+async def _run_camera(services: Services, seconds: float, frames: int) -> list[Event]:
+    """Run the camera component until it reported ``frames`` captured (or time is up)."""
     loop = asyncio.get_running_loop()
     services.loop = loop
     services.bus.bind(loop)
@@ -170,9 +176,11 @@ async def _run_camera(services: Services, seconds: float, until: int = 0) -> lis
     assert isinstance(component, CameraComponent)
     task = asyncio.create_task(component.run())
     deadline = loop.time() + seconds
-    while loop.time() < deadline and (not until or len(got) < until):
+    while loop.time() < deadline:
+        health = services.health.get("camera")
+        if health is not None and health.metrics.get("frames") == frames:
+            break
         await asyncio.sleep(0.1)
-    await asyncio.sleep(1.2)  # one more health round
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
@@ -187,7 +195,10 @@ def test_demo_video_publishes_contract_events_once_each(tmp_path: Path) -> None:
     config.barcodes.camera = str(video)
     config.barcodes.fps = 60.0  # play the 18 s recording in 3 s
     services = _services(config)
-    got = asyncio.run(_run_camera(services, 5.0))
+    expected = sum(
+        round((DEMO.SHOW_S if text else DEMO.EMPTY_S) * DEMO.FPS) for _, text in DEMO.scenes()
+    )
+    got = asyncio.run(_run_camera(services, 30.0, expected))
     assert [(e.type, e.data) for e in got] == [
         ("kiosk.loyalty.scan", {"id_hash": DEMO_HASH, "source": "camera", "symbology": "ean13"}),
         (
@@ -203,9 +214,6 @@ def test_demo_video_publishes_contract_events_once_each(tmp_path: Path) -> None:
     health = services.health.get("camera")
     assert health is not None
     assert health.state == "ok"
-    expected = sum(
-        round((DEMO.SHOW_S if text else DEMO.EMPTY_S) * DEMO.FPS) for _, text in DEMO.scenes()
-    )
     assert health.metrics["frames"] == expected
     assert health.metrics["readings"] >= 3
     router = scan_router(services)
