@@ -33,7 +33,7 @@ def _cmd_scan(args: argparse.Namespace) -> int:
             seen: set[tuple[str, str]] = set()
             try:
                 for index, frame in iter_file_frames(path):
-                    if args.every > 1 and index % args.every:
+                    if index % args.every:
                         continue
                     for reading in decoder.decode(frame):
                         key = (reading.symbology, reading.text)
@@ -61,6 +61,17 @@ def _cmd_scan(args: argparse.Namespace) -> int:
     return EXIT_OK if found else EXIT_FAILURE
 
 
+def _positive(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is too small; give 1 or more")
+    return value
+
+
 def register(subparsers: Any, add_config_option: Callable[[argparse.ArgumentParser], None]) -> None:
     """Add the `scan` subcommand."""
     p = subparsers.add_parser(
@@ -74,7 +85,7 @@ def register(subparsers: Any, add_config_option: Callable[[argparse.ArgumentPars
     )
     p.add_argument("files", nargs="+", metavar="FILE", help="image, video or image folder")
     p.add_argument(
-        "--every", type=int, default=1, metavar="N", help="decode every Nth video frame only"
+        "--every", type=_positive, default=1, metavar="N", help="decode every Nth video frame only"
     )
     add_config_option(p)
     p.set_defaults(func=_cmd_scan)

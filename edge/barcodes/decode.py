@@ -427,7 +427,10 @@ class FrameDecoder:
         return []
 
     def decode(self, frame: Frame) -> list[Reading]:
-        """Every distinct code in a frame; ValueError for a frame that is not gray/BGR/BGRA."""
+        """The codes of the first patch that reads (a kiosk is shown one code at a time).
+
+        Raises ValueError for a frame that is not grayscale, BGR or BGRA.
+        """
         if frame.size == 0:
             return []
         gray = to_gray(frame)
