@@ -313,7 +313,7 @@ class MqttRelay:
         """Subscribe to the retained catalog topics again: the broker resends every record."""
 
         def task(session: _Session) -> None:
-            if session.connected:
+            if session.connected and self._subscribe_catalog:
                 session.client.unsubscribe(self.topics.catalog_filter)
                 self._subscribe(session.client, catalog=True, commands=False)
 

@@ -530,3 +530,29 @@ def test_username_password_login(tmp_path: Path) -> None:
             relay.stop()
             relay.close()
             outbox.close()
+
+
+def test_broker_refusal_keeps_the_event(tmp_path: Path) -> None:
+    """A PUBACK with a failure reason (MQTT 5 "not authorized") never deletes the row."""
+    acl = tmp_path / "acl.conf"
+    acl.write_text(
+        f"topic readwrite kiosk-edge/v1/{STORE}/{DEVICE}/status\n"
+        f"topic readwrite kiosk-edge/v1/{STORE}/{DEVICE}/events/kiosk.product.scan\n"
+    )
+    with Mosquitto(tmp_path, extra_config=f"acl_file {acl}", name="acl") as broker:
+        outbox = Outbox(tmp_path / DB_NAME, store_id=STORE, device_id=DEVICE)
+        scan = {"ean": "3760000000017", "source": "hid"}
+        outbox.accept([new_event("kiosk.product.scan", scan) for _ in range(2)])
+        outbox.accept([new_event("kiosk.search", {"q": "denied"})])  # sequence 3
+        states: list[tuple[bool, str]] = []
+        relay = make_relay(outbox, MqttConfig(host="127.0.0.1", port=broker.port), states)
+        relay.start()
+        try:
+            wait_until(lambda: relay.stats.refused >= 1, 10, "the refusal")
+            wait_until(lambda: outbox.stats().depth == 1, 5, "the accepted rows to go")
+        finally:
+            relay.stop()
+            relay.close()
+        assert [r.seq for r in outbox.fetch(0, 10)] == [3]
+        assert any(connected and "refused" in reason for connected, reason in states)
+        outbox.close()
