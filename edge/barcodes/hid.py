@@ -277,10 +277,13 @@ class HidComponent:
         keymap(self.layout)
 
     def _find(self, evdev: Any) -> Any:
-        seen = 0
+        seen = denied = 0
         for path in evdev.list_devices():
             try:
                 dev = evdev.InputDevice(path)
+            except PermissionError:
+                denied += 1
+                continue
             except OSError:
                 continue
             seen += 1
@@ -288,7 +291,7 @@ class HidComponent:
             if matches(info, self.wanted):
                 return dev
             dev.close()
-        self._seen = seen
+        self._seen, self._denied = seen, denied
         return None
 
     async def run(self) -> None:
@@ -296,17 +299,21 @@ class HidComponent:
         import evdev
 
         health = self.services.health
-        self._seen = 0
+        self._seen = self._denied = 0
         wanted = self.wanted or "a device named *barcode* or *scanner*"
         while True:
             dev = self._find(evdev)
             if dev is None:
-                health.set(
-                    self.name,
-                    "degraded",
+                reason = (
                     f"no scanner matching {wanted} among {self._seen} input devices; "
-                    "plug it in or set barcodes.hid_device",
+                    "plug it in or set barcodes.hid_device"
                 )
+                if self._denied:
+                    reason += (
+                        f" ({self._denied} devices not readable: give the service access to "
+                        "/dev/input, e.g. the input group)"
+                    )
+                health.set(self.name, "degraded", reason)
                 await asyncio.sleep(HOTPLUG_POLL_S)
                 continue
             try:
