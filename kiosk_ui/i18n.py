@@ -9,9 +9,11 @@ Prices and numbers are formatted for the shopper's language with Babel.
 from __future__ import annotations
 
 import logging
+from datetime import date
 from pathlib import Path
 from typing import Any, Final
 
+from babel.dates import format_date
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_currency, format_decimal
@@ -121,6 +123,11 @@ def spec_value(value: Any, unit: str = "") -> str:
     return str(value)
 
 
+def day(value: date) -> str:
+    """A date in the current locale, e.g. "21 oct. 2026" or "21 Oct 2026"."""
+    return format_date(value, "medium", locale=str(get_locale()))
+
+
 def stars(value: float, count: int | None = None) -> Markup:
     """Five stars filled to ``value`` (halves included), labelled for screen readers."""
     cells = []
@@ -159,7 +166,12 @@ def init_i18n(app: Flask, data_dir: Path, config_locale: str) -> None:
         newstyle=True,
     )
     app.jinja_env.filters.update(
-        price=price, number=number, spec_value=spec_value, category=category_label, unit=unit_label
+        price=price,
+        number=number,
+        day=day,
+        spec_value=spec_value,
+        category=category_label,
+        unit=unit_label,
     )
     app.jinja_env.globals.update(
         current_language=current_language, LANGUAGES=LANGUAGES, stars=stars
