@@ -246,3 +246,41 @@ def test_catalog_sync_batches_and_keeps_the_newest_state() -> None:
     ]
     assert sync.stats.rejected == 2  # C (not JSON) and B (no name)
     assert sync.stats.applied == 1
+
+
+# ------------------------------------------------------------------ fuzz
+@given(st.text(max_size=30), st.binary(max_size=300))
+def test_commands_never_raise_on_outside_bytes(name: str, payload: bytes) -> None:
+    """Any command name and payload bytes give a reply object, never an exception."""
+    answer = commands.execute(name, payload, commands.CommandContext(FakeServices()))
+    assert answer["command"] == name
+    assert isinstance(answer["ok"], bool)
+    assert answer["ok"] or answer["error"]
+
+
+@given(
+    st.sampled_from(["products", "offers", "reviews", "shoppers", "other", ""]),
+    st.text(max_size=20),
+    st.one_of(
+        st.binary(max_size=200),
+        st.recursive(
+            st.none() | st.booleans() | st.integers() | st.text(max_size=10),
+            lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner),
+            max_leaves=12,
+        ).map(lambda v: json.dumps(v).encode()),
+    ),
+)
+def test_catalog_messages_never_crash_the_sync(level: str, key: str, payload: bytes) -> None:
+    """Any retained topic and payload is either a change or a counted rejection."""
+    sink = ListSink()
+    sync = CatalogSync(T, lambda: sink, linger_s=0)
+    sync.offer(f"kiosk-edge/v1/store-7/catalog/{level}/{key}", payload)
+    assert sync.stats.received == 1
+    assert sync.stats.rejected + len(sync._pending) == 1
+
+
+@given(st.text(max_size=120))
+def test_topic_parsers_never_raise(topic: str) -> None:
+    """Parsing any incoming topic returns a name/key or None."""
+    T.command_name(topic)
+    T.catalog_key(topic)
