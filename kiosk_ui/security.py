@@ -101,6 +101,21 @@ class RateLimiter:
             return max(1, int(self.window_s - (self._clock() - self._times[0])) + 1)
 
 
+def safe_next(target: str) -> str | None:
+    """``target`` if it is a path on this site, else None (no open redirects).
+
+    Browsers read a backslash as a slash, so "/\\evil.example" would leave the site too.
+    """
+    if (
+        not target.startswith("/")
+        or target.startswith("//")
+        or "\\" in target
+        or any(ord(c) < 32 for c in target)
+    ):
+        return None
+    return target
+
+
 def sync_with_shopper_session(generation: int) -> None:
     """Drop this browser's state (language, text size, token) when a new shopper session began."""
     if session.get("gen") != generation:

@@ -8,7 +8,7 @@ from werkzeug.wrappers import Response
 from edge.catalog.compare import compare_rows
 from edge.session import MAX_COMPARE
 from kiosk_ui.i18n import current_language
-from kiosk_ui.security import require_csrf
+from kiosk_ui.security import require_csrf, safe_next
 from kiosk_ui.web import catalog, publish, session_id, shopper_session
 
 bp = Blueprint("compare", __name__)
@@ -42,8 +42,8 @@ def table() -> str:
 
 
 def _back() -> Response:
-    target = request.form.get("next", "")
-    if target.startswith("/") and not target.startswith("//"):
+    target = safe_next(request.form.get("next", ""))
+    if target is not None:
         return redirect(target, code=303)
     return redirect(url_for("compare.table"), code=303)
 

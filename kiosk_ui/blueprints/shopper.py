@@ -9,7 +9,7 @@ from flask import Blueprint, redirect, render_template, request, session, url_fo
 from werkzeug.wrappers import Response
 
 from kiosk_ui.i18n import LANGUAGES
-from kiosk_ui.security import require_csrf
+from kiosk_ui.security import require_csrf, safe_next
 from kiosk_ui.web import catalog, services, shopper_session
 
 bp = Blueprint("shopper", __name__)
@@ -17,8 +17,8 @@ bp = Blueprint("shopper", __name__)
 
 def _back(default: str = "shopper.home") -> Response:
     """Redirect to the page the form was on (same site only), else ``default``."""
-    target = request.form.get("next", "")
-    if target.startswith("/") and not target.startswith("//"):
+    target = safe_next(request.form.get("next", ""))
+    if target is not None:
         return redirect(target, code=303)
     return redirect(url_for(default), code=303)
 

@@ -254,3 +254,26 @@ def test_media_is_served_and_confined(client: FlaskClient) -> None:
     assert client.get("/media/TV-001.svg").status_code == 200
     assert client.get("/media/../catalog.sqlite3").status_code == 404
     assert client.get("/media/%2e%2e/catalog.sqlite3").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("target", "safe"),
+    [
+        ("/search?q=tv", True),
+        ("/products/TV-001", True),
+        ("//evil.example/", False),
+        ("/\\evil.example", False),
+        ("https://evil.example/", False),
+        ("/x\r\nSet-Cookie: a=b", False),
+        ("", False),
+    ],
+)
+def test_form_redirects_stay_on_the_kiosk(client: FlaskClient, target: str, safe: bool) -> None:
+    """The "next" field of a form only ever leads to a page of the kiosk itself."""
+    from kiosk_ui.security import safe_next
+
+    assert (safe_next(target) == target) is safe
+    resp = client.post("/prefs", data={"csrf_token": csrf(client), "lang": "fr", "next": target})
+    assert resp.status_code == 303
+    location = resp.headers["Location"]
+    assert location == target if safe else location == "/"
