@@ -91,7 +91,17 @@ def _parse_scalar(text: str) -> float | int | str | bool:
 
 def parse_csv(text: str) -> dict[str, list[Any]]:
     """Rows of a CSV catalog as the JSON import structure (pure)."""
-    reader = csv.DictReader(io.StringIO(text))
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
+        return _parse_csv_rows(reader)
+    except csv.Error as exc:
+        raise CatalogFileError(
+            f"the CSV file is malformed at line {reader.line_num}: {exc}; "
+            "save it as comma-separated UTF-8 with quoted fields"
+        ) from None
+
+
+def _parse_csv_rows(reader: csv.DictReader[str]) -> dict[str, list[Any]]:
     if reader.fieldnames is None:
         raise CatalogFileError("the CSV file is empty; it needs a header row with sku,name,price")
     missing = [c for c in ("sku", "name", "price") if c not in reader.fieldnames]
@@ -220,7 +230,8 @@ def _copy_images(data: dict[str, list[Any]], source_dir: Path, media_dir: Path) 
             continue
         src = (source_dir / image).resolve()
         name = src.name
-        if not _SAFE_IMAGE.match(name) or not src.is_file():
+        inside = src.is_relative_to(source_dir.resolve())
+        if not inside or not _SAFE_IMAGE.match(name) or not src.is_file():
             _LOGGER.warning("image %s for %s not found or not allowed", image, item.get("sku"))
             item["image"] = ""
             continue

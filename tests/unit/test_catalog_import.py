@@ -135,3 +135,29 @@ def test_cli_import_of_a_missing_file_exits_2(
     assert done.returncode == 2
     assert "cannot read" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_images_outside_the_catalog_folder_are_not_copied(tmp_path: Path) -> None:
+    """An image path that climbs out of the catalog's folder is dropped, not copied."""
+    outside = tmp_path / "secret.png"
+    outside.write_bytes(b"\x89PNG not really")
+    folder = tmp_path / "cat"
+    (folder / "images").mkdir(parents=True)
+    (folder / "images" / "ok.png").write_bytes(b"\x89PNG")
+    products = [
+        {"sku": "A", "name": "A", "price": 1, "image": "../secret.png"},
+        {"sku": "B", "name": "B", "price": 1, "image": "images/ok.png"},
+    ]
+    path = folder / "catalog.json"
+    path.write_text(json.dumps({"products": products}), encoding="utf-8")
+    store = CatalogStore(tmp_path / "c.sqlite3")
+    report = import_file(store, path, tmp_path / "media")
+    assert report.images == 1
+    assert not (tmp_path / "media" / "secret.png").exists()
+    a = store.get_product("A")
+    b = store.get_product("B")
+    assert a is not None
+    assert a.image == ""
+    assert b is not None
+    assert b.image == "ok.png"
+    store.close()
