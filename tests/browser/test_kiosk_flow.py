@@ -14,6 +14,7 @@ import time
 import pytest
 from playwright.sync_api import Page, expect
 
+from edge.catalog.models import CatalogChange
 from edge.events import new_event
 from edge.privacy import hash_identifier
 from tests.browser.conftest import shot
@@ -236,3 +237,29 @@ def test_text_contrast_meets_wcag_aa(daemon: InProcessDaemon, page: Page) -> Non
         page.goto(base + path)
         bad = page.evaluate(CONTRAST_JS)
         assert bad == [], f"{path}: {bad}"
+
+
+def test_phone_nearby_its_me_and_unknown_scan(daemon: InProcessDaemon, page: Page) -> None:
+    """A phone near the kiosk brings "It's me" live; tapping it welcomes its owner; an
+    unknown product code shows a notice instead of leaving the page."""
+    phone = "5f0c2a9e1b7d4c3a8e6f1a2b3c4d5e6f"
+    daemon.services.catalog.apply_changes(
+        [CatalogChange("shopper", phone, {"first_name": "Hugo", "segments": ["gold"]})]
+    )
+    page.goto(daemon.base_url + "/search?q=aspirateur")
+    wait_live(page)
+    its_me = page.locator("[data-its-me]")
+    expect(its_me).to_be_hidden()
+    beacon = {"beacon_class": "phone", "id": phone, "kind": "ibeacon", "zone": "near"}
+    publish(daemon, "kiosk.beacon.enter", {**beacon, "rssi": -58, "distance_m": 1.2})
+    expect(its_me).to_be_visible()
+    shot(page, "kiosk-11-its-me")
+    page.get_by_role("button", name="C'est moi").click()
+    expect(page.locator("[data-welcome-title]")).to_have_text("Bienvenue, Hugo !")
+    expect(its_me).to_be_hidden()
+    assert daemon.services.session.snapshot().source == "phone"
+
+    wait_live(page)
+    publish(daemon, "kiosk.product.scan", {"ean": "4006381333931", "source": "hid"})
+    expect(page.locator("[data-toast]")).to_contain_text("pas dans notre catalogue")
+    assert "/search" in page.url
