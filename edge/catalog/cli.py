@@ -4,22 +4,41 @@ from __future__ import annotations
 
 import argparse
 import json
+import sqlite3
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from edge.catalog.importer import CatalogFileError, import_file
 from edge.catalog.store import CatalogStore, db_path, media_dir
 
 
-def _cmd_import(args: argparse.Namespace) -> int:
-    from pathlib import Path
+class _CannotOpen(Exception):
+    """The catalog database cannot be opened; the message names the path and the fix."""
 
+
+def _open(data_dir: Path) -> CatalogStore:
+    """The catalog under ``data_dir``, or _CannotOpen naming the path and the likely fix."""
+    path = db_path(data_dir)
+    try:
+        return CatalogStore(path)
+    except (OSError, sqlite3.Error) as exc:
+        raise _CannotOpen(
+            f"cannot open the catalog {path} ({exc}); give --config with a writable "
+            "device.data_dir, or run as the kiosk-edge user"
+        ) from None
+
+
+def _cmd_import(args: argparse.Namespace) -> int:
     from edge.cli import EXIT_OK, EXIT_USAGE, fail, optional_config
 
     config = optional_config(args)
     path = Path(args.file)
-    store = CatalogStore(db_path(config.device.data_dir))
+    try:
+        store = _open(config.device.data_dir)
+    except _CannotOpen as exc:
+        return fail(str(exc))
     try:
         report = import_file(store, path, media_dir(config.device.data_dir))
     except CatalogFileError as exc:
@@ -38,7 +57,10 @@ def _cmd_list(args: argparse.Namespace) -> int:
     if args.limit < 0:
         return fail(f"--limit must be 0 or more, got {args.limit}")
     config = optional_config(args)
-    store = CatalogStore(db_path(config.device.data_dir))
+    try:
+        store = _open(config.device.data_dir)
+    except _CannotOpen as exc:
+        return fail(str(exc))
     try:
         products = store.list_products(limit=args.limit, offset=0)
     finally:

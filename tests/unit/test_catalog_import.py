@@ -161,3 +161,21 @@ def test_images_outside_the_catalog_folder_are_not_copied(tmp_path: Path) -> Non
     assert b is not None
     assert b.image == "ok.png"
     store.close()
+
+
+def test_cli_with_an_unusable_data_dir_exits_2(
+    write_config: ConfigWriter, cli_env: dict[str, str]
+) -> None:
+    """A data directory that cannot hold the catalog is one sentence and exit status 2."""
+    config = write_config(device={"data_dir": "/proc/kiosk-edge-nope"})
+    done = subprocess.run(
+        [*KIOSK_EDGE, "catalog", "list", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        env=cli_env,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "cannot open the catalog" in done.stderr
+    assert "Traceback" not in done.stderr
