@@ -57,6 +57,8 @@ CONNACK_TIMEOUT_S: Final = 10.0
 REFUSAL_PAUSE_MIN_S: Final = 5.0
 # On a clean stop, wait this long for the "offline" status to be acknowledged.
 STOP_FLUSH_S: Final = 1.0
+# Room in paho's own in-flight limit for non-outbox messages (birth, replies, health).
+DIRECT_HEADROOM: Final = 32
 # PUBACK reason codes from 0x80 up are failures (MQTT 5, 3.4.2.1).
 FAILURE_REASON: Final = 0x80
 
@@ -394,8 +396,9 @@ class MqttRelay:
                 protocol=paho.MQTTv311,
                 clean_session=False,
             )
-        # The window is ours: paho must never hold back or queue on its own.
-        client.max_inflight_messages_set(max(cfg.max_inflight, 20))
+        # The window is ours: paho must never hold back or queue on its own, even with the
+        # birth message, command replies and health in flight beside a full window.
+        client.max_inflight_messages_set(cfg.max_inflight + DIRECT_HEADROOM)
         client.max_queued_messages_set(0)
         client.connect_timeout = CONNACK_TIMEOUT_S
         if cfg.username:
