@@ -74,7 +74,9 @@ def _before_request() -> None:
     if manager is None:
         return
     path = request.path
-    if path.startswith(_PASSIVE_PREFIXES):
+    # Unknown paths (a browser's automatic /favicon.ico) are not the shopper doing anything:
+    # counting them would start a session every time the attract screen is shown.
+    if request.endpoint in (None, "static", "media") or path.startswith(_PASSIVE_PREFIXES):
         return
     # Read-only API calls need no browser state: skipping the cookie keeps them cheap.
     if not (request.method == "GET" and path.startswith("/api/") and path != "/api/session"):

@@ -52,6 +52,9 @@ def test_search_compare_review_welcome_scan_and_idle(daemon: InProcessDaemon, pa
     base = daemon.base_url
     page.goto(base + "/")
     expect(page.locator("h1")).to_contain_text("Trouvez")
+    page.wait_for_load_state("networkidle")
+    # Showing the attract screen (and whatever the browser fetches with it) starts nothing.
+    assert not daemon.services.session.snapshot().active
     expect(page.locator(".category")).to_have_count(5)
     shot(page, "kiosk-01-home")
 
@@ -140,6 +143,8 @@ def test_search_compare_review_welcome_scan_and_idle(daemon: InProcessDaemon, pa
     state = daemon.services.session.snapshot()
     assert state.id_hash is None
     assert state.compare == []
+    page.wait_for_load_state("networkidle")
+    assert not daemon.services.session.snapshot().active
     shot(page, "kiosk-09-after-idle")
 
 

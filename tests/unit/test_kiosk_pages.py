@@ -277,3 +277,12 @@ def test_form_redirects_stay_on_the_kiosk(client: FlaskClient, target: str, safe
     assert resp.status_code == 303
     location = resp.headers["Location"]
     assert location == target if safe else location == "/"
+
+
+def test_unknown_paths_and_static_files_start_no_session(kiosk: Kiosk, client: FlaskClient) -> None:
+    """/favicon.ico (asked by every browser), static files and healthz are not activity."""
+    for path in ("/favicon.ico", "/static/kiosk.css", "/api/healthz", "/media/TV-001.svg", "/"):
+        client.get(path)
+    assert not kiosk.session.snapshot().active
+    client.get("/search?q=tv")
+    assert kiosk.session.snapshot().active
