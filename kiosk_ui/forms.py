@@ -6,6 +6,7 @@ page can show them beside the field and the API can answer 400 naming the field.
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from collections.abc import Mapping
@@ -13,6 +14,8 @@ from dataclasses import dataclass
 from typing import Any, Final, cast
 
 from edge.catalog.store import MAX_PAGE_SIZE, SORT_KEYS, SearchQuery, SortKey
+
+_LOGGER = logging.getLogger(__name__)
 
 # Review limits: long enough for a real opinion, short enough to read on a kiosk and to
 # keep one malicious post from filling the screen.

@@ -9,6 +9,7 @@ shopper session ends (idle or "end session"), the browser's cookie state is drop
 from __future__ import annotations
 
 import hmac
+import logging
 import secrets
 import threading
 import time
@@ -18,6 +19,8 @@ from functools import wraps
 from typing import Any, Final, TypeVar, cast
 
 from flask import Flask, Response, abort, current_app, request, session
+
+_LOGGER = logging.getLogger(__name__)
 
 CSRF_FIELD: Final = "csrf_token"
 CSRF_HEADER: Final = "X-CSRF-Token"
@@ -63,7 +66,9 @@ def require_csrf(view: F) -> F:
 
     @wraps(view)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
+        """Refuse the request without a valid token, else run the view."""
         if not (csrf_ok() or (request.is_json and _same_origin())):
+            _LOGGER.info("refused %s %s: missing or wrong CSRF token", request.method, request.path)
             abort(400, description="csrf")
         return view(*args, **kwargs)
 

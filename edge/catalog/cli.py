@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sqlite3
 import sys
 from collections.abc import Callable
@@ -12,6 +13,8 @@ from typing import Any
 
 from edge.catalog.importer import CatalogFileError, import_file
 from edge.catalog.store import CatalogStore, db_path, media_dir
+
+_LOGGER = logging.getLogger(__name__)
 
 
 class _CannotOpen(Exception):

@@ -6,9 +6,12 @@ and accepted back by :mod:`edge.catalog.models`' validators, so a record survive
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from edge.catalog.models import Offer, Product, Review, Shopper, Spec
+
+_LOGGER = logging.getLogger(__name__)
 
 
 def spec_to_dict(spec: Spec) -> dict[str, Any]:

@@ -7,12 +7,15 @@ differ flagged, and the best value marked where the attribute says which directi
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
 from edge.catalog.models import Better, Product
+
+_LOGGER = logging.getLogger(__name__)
 
 # Units a catalog may mix for one attribute, as (dimension, factor to the dimension's base).
 # Only exact, well-known conversions: a row with units outside this table is not converted.

@@ -7,6 +7,7 @@ SKU 404. ``/api/events`` streams the local events the screen reacts to (Server-S
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections.abc import Iterator
 from typing import Any, Final
@@ -24,6 +25,8 @@ from kiosk_ui.forms import parse_search, validate_review
 from kiosk_ui.i18n import current_language
 from kiosk_ui.security import csrf_token, require_csrf
 from kiosk_ui.web import catalog, publish, query_for_event, session_id, shopper_session
+
+_LOGGER = logging.getLogger(__name__)
 
 bp = Blueprint("api", __name__)
 
@@ -282,6 +285,7 @@ def events() -> Response:
     stop = _register_stream(streams)
 
     def stream() -> Iterator[str]:
+        """Hello first, then each local event as it comes, keepalives in between."""
         phone = bool(manager and manager.snapshot().phone_nearby)
         try:
             yield "retry: 2000\n" + _sse("hello", {"phone_nearby": phone})

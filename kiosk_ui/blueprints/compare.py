@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from flask import Blueprint, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
@@ -10,6 +12,8 @@ from edge.session import MAX_COMPARE
 from kiosk_ui.i18n import current_language
 from kiosk_ui.security import require_csrf, safe_next
 from kiosk_ui.web import catalog, publish, session_id, shopper_session
+
+_LOGGER = logging.getLogger(__name__)
 
 bp = Blueprint("compare", __name__)
 

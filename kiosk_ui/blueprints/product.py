@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import date
 from typing import Any, Final
@@ -14,6 +15,8 @@ from edge.catalog.store import CatalogStore
 from kiosk_ui.forms import ReviewInput, validate_review
 from kiosk_ui.security import client_limiter, require_csrf
 from kiosk_ui.web import catalog, publish, services, session_id
+
+_LOGGER = logging.getLogger(__name__)
 
 bp = Blueprint("product", __name__)
 
@@ -75,6 +78,7 @@ def submit_review(store: CatalogStore, sku: str, review: ReviewInput, lang: str)
     data = review_to_dict(stored)
     data.update(device=cfg.device_id, lang=lang, consent=True)
     publish("kiosk.review.submitted", data)
+    _LOGGER.info("review %s of %s stored, pending moderation", stored.id, sku)
     return stored
 
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+
 from flask import Blueprint, render_template, request
 
 from edge.catalog.store import SearchResult
 from kiosk_ui.forms import parse_search
 from kiosk_ui.web import catalog, publish, query_for_event, session_id
+
+_LOGGER = logging.getLogger(__name__)
 
 bp = Blueprint("search", __name__)
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import date
 
 from flask import Blueprint, redirect, render_template, request, session, url_for
@@ -11,6 +12,8 @@ from werkzeug.wrappers import Response
 from kiosk_ui.i18n import LANGUAGES
 from kiosk_ui.security import require_csrf, safe_next
 from kiosk_ui.web import catalog, services, shopper_session
+
+_LOGGER = logging.getLogger(__name__)
 
 bp = Blueprint("shopper", __name__)
 
