@@ -625,6 +625,14 @@ class CatalogStore:
         """(hits, misses) of the read cache since start."""
         return self._cache.hits, self._cache.misses
 
+    def memoize(self, key: Hashable, compute: Callable[[], _T]) -> _T:
+        """``compute()``'s value, kept until the catalog next changes (e.g. a JSON answer).
+
+        Callers namespace ``key`` (a tuple starting with their own name) and return only
+        values derived from the catalog and the key.
+        """
+        return self._cached(("memo", key), compute)
+
     def _cached(self, key: Hashable, compute: Callable[[], _T]) -> _T:
         found, value = self._cache.get(key)
         if found:

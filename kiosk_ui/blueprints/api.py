@@ -93,25 +93,30 @@ def products() -> Response | tuple[Response, int]:
     if errors:
         field, message = next(iter(errors.items()))
         return _error(f"{field} {message}", field)
-    result = store.search(query)
+
+    def answer() -> tuple[int, bytes]:
+        result = store.search(query)
+        body = {
+            "total": result.total,
+            "limit": query.limit,
+            "offset": query.offset,
+            "items": [hit_to_dict(h) for h in result.hits],
+        }
+        return result.total, json.dumps(body, ensure_ascii=False).encode()
+
+    # The same search is asked again and again: keep its JSON until the catalog changes.
+    total, body = store.memoize(("api.products", query), answer)
     if query.text or query.category:
         publish(
             "kiosk.search",
             {
                 "query": query_for_event(query.text),
                 "category": query.category or None,
-                "results": result.total,
+                "results": total,
                 "session_id": session_id(),
             },
         )
-    return jsonify(
-        {
-            "total": result.total,
-            "limit": query.limit,
-            "offset": query.offset,
-            "items": [hit_to_dict(h) for h in result.hits],
-        }
-    )
+    return Response(body, mimetype="application/json")
 
 
 @bp.get("/products/<sku>")
@@ -153,10 +158,11 @@ def compare() -> Response | tuple[Response, int]:
     missing = [s for s in skus if s not in {p.sku for p in found}]
     if missing:
         return _error("unknown product", "sku", 404, sku=missing[0])
-    rows = compare_rows(found, current_language())
-    publish("kiosk.compare", {"skus": skus, "session_id": session_id()})
-    return jsonify(
-        {
+    lang = current_language()
+
+    def answer() -> bytes:
+        rows = compare_rows(found, lang)
+        body = {
             "products": [product_to_dict(p) for p in found],
             "rows": [
                 {
@@ -170,7 +176,11 @@ def compare() -> Response | tuple[Response, int]:
                 for r in rows
             ],
         }
-    )
+        return json.dumps(body, ensure_ascii=False).encode()
+
+    body = store.memoize(("api.compare", tuple(skus), lang), answer)
+    publish("kiosk.compare", {"skus": skus, "session_id": session_id()})
+    return Response(body, mimetype="application/json")
 
 
 @bp.post("/reviews")

@@ -234,3 +234,21 @@ def test_healthz_still_answers(client: FlaskClient) -> None:
     resp = client.get("/api/healthz")
     assert resp.status_code in (200, 503)
     assert "components" in resp.get_json()
+
+
+def test_answers_follow_catalog_changes(kiosk: Kiosk, client: FlaskClient) -> None:
+    """Cached answers are dropped when central changes the catalog."""
+    from edge.catalog.models import CatalogChange
+
+    assert client.get("/api/products?q=zorglub").get_json()["total"] == 0
+    before = client.get("/api/compare?sku=TV-001&sku=TV-002").get_json()
+    kiosk.services.catalog.apply_changes(
+        [
+            CatalogChange("product", "Z-1", {"name": "Zorglub", "price": 1.0}),
+            CatalogChange("product", "TV-002", {"name": "Renamed", "price": 1.0}),
+        ]
+    )
+    assert client.get("/api/products?q=zorglub").get_json()["total"] == 1
+    after = client.get("/api/compare?sku=TV-001&sku=TV-002").get_json()
+    assert before["products"][1]["name"] != "Renamed"
+    assert after["products"][1]["name"] == "Renamed"
