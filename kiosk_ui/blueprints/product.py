@@ -8,11 +8,13 @@ from datetime import date
 from typing import Any, Final
 
 from flask import Blueprint, abort, render_template, request
+from markupsafe import Markup
 
 from edge.catalog.codec import review_to_dict
 from edge.catalog.models import Review
 from edge.catalog.store import CatalogStore
 from kiosk_ui.forms import ReviewInput, validate_review
+from kiosk_ui.i18n import current_language
 from kiosk_ui.security import client_limiter, require_csrf
 from kiosk_ui.web import catalog, publish, services, session_id
 
@@ -51,12 +53,29 @@ def product_context(store: CatalogStore, sku: str) -> dict[str, Any]:
 @bp.get("/products/<sku>")
 def show(sku: str) -> str:
     """One product."""
-    context = product_context(_store(), sku)
+    store = _store()
+    context = product_context(store, sku)
+    lang = current_language()
+
+    def fragments() -> tuple[Markup, Markup]:
+        # Rendered with this request's language; nothing from the shopper's session.
+        return (
+            Markup(render_template("product/_header.html", **context)),  # noqa: S704
+            Markup(render_template("product/_sections.html", **context)),  # noqa: S704
+        )
+
+    header_html, sections_html = store.memoize(("page.product", sku, lang), fragments)
     publish(
         "kiosk.product.view",
         {"sku": sku, "session_id": session_id(), "via": request.args.get("via", "touch")[:16]},
     )
-    return render_template("product.html", skus=[sku], **context)
+    return render_template(
+        "product.html",
+        skus=[sku],
+        header_html=header_html,
+        sections_html=sections_html,
+        **context,
+    )
 
 
 def submit_review(store: CatalogStore, sku: str, review: ReviewInput, lang: str) -> Review:
@@ -100,8 +119,6 @@ def review_form(sku: str) -> str:
 @require_csrf
 def review_post(sku: str) -> tuple[str, int] | str:
     """Validate and store a review; thank the shopper (it appears after moderation)."""
-    from kiosk_ui.i18n import current_language
-
     store = _store()
     product = store.get_product(sku)
     if product is None:
