@@ -18,7 +18,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any, Final, TypeVar, cast
 
-from flask import Flask, Response, abort, current_app, request, session
+from flask import Flask, Response, abort, current_app, g, request, session
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -35,8 +35,15 @@ CONTENT_SECURITY_POLICY: Final = (
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+# Stands for the token in a page rendered once for many browsers (see render_shared); random
+# per process so no catalog text can ever contain it.
+CSRF_PLACEHOLDER: Final = "csrf-" + secrets.token_hex(16)
+
+
 def csrf_token() -> str:
     """This browser session's CSRF token (created on first use)."""
+    if g.get("kiosk_csrf_placeholder"):
+        return CSRF_PLACEHOLDER
     token = session.get(CSRF_FIELD)
     if not isinstance(token, str) or not token:
         token = secrets.token_urlsafe(24)
@@ -56,6 +63,20 @@ def csrf_ok() -> bool:
         return False
     given = request.headers.get(CSRF_HEADER) or request.form.get(CSRF_FIELD, "")
     return hmac.compare_digest(given.encode(), expected.encode())
+
+
+def render_shared(render: Callable[[], str]) -> str:
+    """Call ``render`` with the CSRF token left as a placeholder (for a cached page)."""
+    g.kiosk_csrf_placeholder = True
+    try:
+        return render()
+    finally:
+        g.kiosk_csrf_placeholder = False
+
+
+def personalise(html: str) -> str:
+    """A shared page with this browser's CSRF token put in."""
+    return html.replace(CSRF_PLACEHOLDER, csrf_token())
 
 
 def require_csrf(view: F) -> F:

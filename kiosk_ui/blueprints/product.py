@@ -7,15 +7,15 @@ import uuid
 from datetime import date
 from typing import Any, Final
 
-from flask import Blueprint, abort, render_template, request
-from markupsafe import Markup
+from flask import Blueprint, abort, render_template, request, session
 
 from edge.catalog.codec import review_to_dict
 from edge.catalog.models import Review
 from edge.catalog.store import CatalogStore
+from edge.session import SessionState
 from kiosk_ui.forms import ReviewInput, validate_review
 from kiosk_ui.i18n import current_language
-from kiosk_ui.security import client_limiter, require_csrf
+from kiosk_ui.security import client_limiter, personalise, render_shared, require_csrf
 from kiosk_ui.web import catalog, publish, services, session_id
 
 _LOGGER = logging.getLogger(__name__)
@@ -52,30 +52,44 @@ def product_context(store: CatalogStore, sku: str) -> dict[str, Any]:
 
 @bp.get("/products/<sku>")
 def show(sku: str) -> str:
-    """One product."""
+    """One product.
+
+    The page is rendered once per product and everything the page shows about the shopper's
+    session (language, text size, identity and offers, compare list, phone nearby, the URL),
+    kept until the catalog changes, and given each browser's CSRF token on the way out:
+    a busy kiosk shows the same few pages over and over.
+    """
     store = _store()
-    context = product_context(store, sku)
+    if store.get_product(sku) is None:
+        abort(404)
     lang = current_language()
+    manager = services().session
+    state = manager.snapshot() if manager else SessionState()
+    key = (
+        "page.product",
+        sku,
+        lang,
+        bool(session.get("large")),
+        state.active,
+        state.identified,
+        state.first_name,
+        state.segments,
+        tuple(state.compare),
+        state.phone_nearby,
+        request.full_path,
+        date.today(),
+    )
 
-    def fragments() -> tuple[Markup, Markup]:
-        # Rendered with this request's language; nothing from the shopper's session.
-        return (
-            Markup(render_template("product/_header.html", **context)),  # noqa: S704
-            Markup(render_template("product/_sections.html", **context)),  # noqa: S704
-        )
+    def page() -> str:
+        context = product_context(store, sku)
+        return render_shared(lambda: render_template("product.html", skus=[sku], **context))
 
-    header_html, sections_html = store.memoize(("page.product", sku, lang), fragments)
+    html = store.memoize(key, page)
     publish(
         "kiosk.product.view",
         {"sku": sku, "session_id": session_id(), "via": request.args.get("via", "touch")[:16]},
     )
-    return render_template(
-        "product.html",
-        skus=[sku],
-        header_html=header_html,
-        sections_html=sections_html,
-        **context,
-    )
+    return personalise(html)
 
 
 def submit_review(store: CatalogStore, sku: str, review: ReviewInput, lang: str) -> Review:

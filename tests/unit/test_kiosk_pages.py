@@ -286,3 +286,32 @@ def test_unknown_paths_and_static_files_start_no_session(kiosk: Kiosk, client: F
     assert not kiosk.session.snapshot().active
     client.get("/search?q=tv")
     assert kiosk.session.snapshot().active
+
+
+def test_shared_product_page_is_personal_where_it_must_be(kiosk: Kiosk) -> None:
+    """The product page is rendered once for many views, yet each browser gets its own CSRF
+    token, and identification, the compare list and the language show at once."""
+    first, second = kiosk.client(), kiosk.client()
+    page_1 = first.get("/products/TV-001").get_data(as_text=True)
+    page_2 = second.get("/products/TV-001").get_data(as_text=True)
+    token_1 = re.findall(r'name="csrf_token" value="([^"]+)"', page_1)
+    token_2 = re.findall(r'name="csrf_token" value="([^"]+)"', page_2)
+    assert token_1
+    assert token_2
+    assert set(token_1) != set(token_2)
+    assert len(set(token_1)) == 1
+    assert "csrf-" not in page_1  # no placeholder left behind
+    # Each browser's own token works for its own post.
+    resp = first.post("/compare/add", data={"csrf_token": token_1[0], "sku": "TV-001"})
+    assert resp.status_code == 303
+    assert (
+        second.post("/compare/add", data={"csrf_token": token_1[0], "sku": "TV-002"}).status_code
+        == 400
+    )
+    after_add = first.get("/products/TV-001").get_data(as_text=True)
+    assert "Dans le comparateur" in after_add
+    assert "Bienvenue, Camille" not in after_add
+    kiosk.session.identify(DEMO_HASH, "loyalty")
+    welcomed = first.get("/products/TV-001").get_data(as_text=True)
+    assert "Bienvenue, Camille !" in welcomed
+    assert "Offre Gold" in welcomed
