@@ -54,7 +54,8 @@ MAX_PAGE_SIZE: Final = 100
 # How long a reader waits for a writer's lock before SQLite reports "database is locked".
 BUSY_TIMEOUT_MS: Final = 5000
 
-# Read results kept in memory (searches, product pages): enough for a day's popular queries.
+# Read results kept in memory (searches, answers, product pages of ~15 kB): enough for a
+# day's popular queries at a few tens of MB at most.
 CACHE_ENTRIES: Final = 2048
 # Another process's writes (a manual import) are seen at most this late.
 CACHE_TTL_S: Final = 30.0
