@@ -349,7 +349,9 @@ class PrinterConfig(_Section):
     )
     qr: Literal["raster", "native"] = Field(
         "raster",
-        description="QR code as a raster image (every model) or native GS ( k (most recent models).",
+        description=(
+            "QR code as a raster image (every model) or native GS ( k (most recent models)."
+        ),
     )
     status_query: bool = Field(
         True,
