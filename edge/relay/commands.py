@@ -70,6 +70,11 @@ def parse_request(name: str, payload: bytes) -> CommandRequest:
         raise CommandError(
             f'payload is not JSON ({exc}); send {{"id": "...", "args": {{...}}}} or nothing'
         ) from None
+    except RecursionError:
+        # 64 KiB of "[" is valid-looking JSON that overflows the parser's stack.
+        raise CommandError(
+            'payload is nested too deeply; send {"id": "...", "args": {...}}'
+        ) from None
     if not isinstance(body, dict):
         raise CommandError('payload must be a JSON object like {"id": "...", "args": {...}}')
     req_id = body.get("id")

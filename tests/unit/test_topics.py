@@ -148,6 +148,7 @@ def test_commands_answer_with_the_request_id() -> None:
         ("ping", b"[1, 2]", "malformed command: payload must be a JSON object"),
         ("ping", b'{"args": 5}', "malformed command: args must be a JSON object"),
         ("ping", b"\xff\xfe", "malformed command: payload is not JSON"),
+        ("ping", b"[" * 60_000, "malformed command: payload is nested too deeply"),
         ("reboot-now", b"{}", "unknown command 'reboot-now'; known: identify, ping"),
         ("identify", b'{"args": {"seconds": "x"}}', "args.seconds must be a number"),
         ("print-test", b"", "printer disabled"),
