@@ -211,6 +211,10 @@ class Outbox:
     def _open(self) -> tuple[sqlite3.Connection, sqlite3.Connection]:
         try:
             return self._open_once()
+        except sqlite3.OperationalError:
+            # Locked by another process, read-only, unopenable, an I/O error: the file may be
+            # sound and hold accepted events. Never set it aside; the supervisor retries.
+            raise
         except sqlite3.DatabaseError as exc:
             # A database SQLite cannot read would stop every event forever: keep the damaged
             # file for forensics and start a new one, whose new epoch tells central.

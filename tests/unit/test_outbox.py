@@ -232,6 +232,29 @@ def test_unreadable_database_is_moved_aside_with_a_new_epoch(tmp_path: Path) -> 
     outbox.close()
 
 
+def test_locked_database_is_never_moved_aside(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A database another process holds locked is sound: opening fails, nothing is set aside."""
+    outbox, _ = make(tmp_path)
+    outbox.accept([search(i) for i in range(5)])
+    outbox.close()
+    monkeypatch.setattr("edge.relay.outbox.BUSY_TIMEOUT_MS", 100)
+    other = sqlite3.connect(tmp_path / DB_NAME, isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            make(tmp_path)
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert not list(tmp_path.glob(f"{DB_NAME}.corrupt-*"))
+    outbox, _ = make(tmp_path)
+    assert outbox.stats().depth == 5
+    assert outbox.accept([search(5)]) == [6]
+    outbox.close()
+
+
 def test_outbox_survives_a_killed_process(tmp_path: Path) -> None:
     """Whatever accept() returned before a SIGKILL is still there afterwards."""
     script = f"""
