@@ -22,6 +22,10 @@ _LOGGER = logging.getLogger(__name__)
 
 # RSSI outside this range is not a radio reading (BlueZ reports 127 for "unknown").
 RSSI_RANGE: Final = (-127, 20)
+# Advertisement times are epoch seconds (`beacons record`) or seconds from the start of a
+# hand-made trace; beyond about the year 2286 they are not times, and printing them as
+# CloudEvents times (or sleeping until them in a replay) would overflow.
+MAX_ABS_T: Final = 1e10
 # Between two passes of a looping replay, leave this much silence beyond the exit timeout so
 # every transmitter exits before the recording starts again.
 LOOP_GAP_S: Final = 1.0
@@ -114,6 +118,8 @@ def parse_record(line: str) -> Advertisement:
     t = obj.get("t")
     if isinstance(t, bool) or not isinstance(t, int | float) or not _finite(t):
         raise RecordError('"t" (seconds) must be a finite number')
+    if abs(t) > MAX_ABS_T:
+        raise RecordError(f'"t" {t:g} is not a time; give epoch seconds or seconds from the start')
     address = obj.get("address")
     if not isinstance(address, str) or not address:
         raise RecordError('"address" must be a non-empty string')

@@ -65,6 +65,7 @@ def test_parse_record_reads_the_architecture_shape() -> None:
         ('{"t": 1, "address": "", "rssi": -50}', '"address"'),
         ('{"t": 1' + "0" * 400 + ', "address": "A", "rssi": -50}', '"t"'),
         ('{"t": Infinity, "address": "A", "rssi": -50}', '"t"'),
+        ('{"t": 1e300, "address": "A", "rssi": -50}', "is not a time"),
         ('{"t": 1, "address": "A", "rssi": -50, "manufacturer_data": {"\u00b2": "00"}}', "decimal"),
     ],
 )
@@ -143,11 +144,18 @@ def test_replay_skips_a_bad_line_with_its_number(
     """One bad line is reported on stderr with its line number; the rest still counts."""
     lines = DEMO.read_text(encoding="utf-8").splitlines()[:400]
     lines.insert(2, '{"t": "soon"}')
+    # An allowed beacon's advertisement stamped far beyond any clock: skipped, not a crash
+    # (it would exit everyone at a time no CloudEvents timestamp can carry).
+    far = json.loads(lines[300])
+    far["t"] = 1e300
+    lines.insert(301, json.dumps(far))
     bad = tmp_path / "bad.jsonl"
     bad.write_text("\n".join(lines) + "\n", encoding="utf-8")
     result = _replay(str(bad), "--config", str(demo_config), env=cli_env)
-    assert result.returncode == 0
+    assert result.returncode == 0, result.stderr
     assert re.search(r"bad\.jsonl:3: skipped: .*\"t\"", result.stderr), result.stderr
+    assert re.search(r"bad\.jsonl:302: skipped: .*is not a time", result.stderr), result.stderr
+    assert "Traceback" not in result.stderr
     assert "kiosk.beacon.enter" in result.stdout
 
 
