@@ -10,8 +10,6 @@ after ``mail.max_attempts`` the mail is dropped with a ``kiosk.mail.failed`` eve
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import html
 import json
 import logging
@@ -19,7 +17,6 @@ import mimetypes
 import re
 import smtplib
 import ssl
-import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -28,7 +25,7 @@ from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Final, Literal
 
 from edge.catalog.codec import product_to_dict
 from edge.catalog.models import CatalogDataError, Product, product_from_dict
@@ -37,7 +34,7 @@ from edge.events import new_event
 from edge.services import Services
 from edge.takeaway import qr
 from edge.takeaway.compare import build_comparison, clean_text, language_of, text
-from edge.takeaway.queuedb import open_queue_db
+from edge.takeaway.queuedb import DurableQueue, JobView
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -319,33 +316,19 @@ def write_eml(folder: Path, job_id: str, msg: EmailMessage) -> None:
 
 
 @dataclass(frozen=True)
-class MailJob:
+class MailJob(JobView):
     """A queued mail as the kiosk sees it (never with the address)."""
 
-    id: str
+    job_type = "email"
+
     state: MailState
-    attempts: int
-    problem: str
-    created: float
-    updated: float
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-able view for /api/takeaway/jobs/<id>."""
-        return {
-            "id": self.id,
-            "type": "email",
-            "state": self.state,
-            "attempts": self.attempts,
-            "problem": self.problem,
-            "created": round(self.created, 3),
-            "updated": round(self.updated, 3),
-        }
 
 
-class MailQueue:
+class MailQueue(DurableQueue):
     """Durable queue of comparison mails, sent by a supervised task."""
 
     name = COMPONENT
+    table = "mails"
 
     def __init__(
         self,
@@ -362,11 +345,7 @@ class MailQueue:
         self.store_name = store_name
         self._url_for = url_for or (lambda skus: "")
         self._load_image = load_image
-        self.path = data_dir / DB_NAME
-        self._lock = threading.Lock()
-        self._db = open_queue_db(self.path, _SCHEMA, secure_delete=True)
-        self._wake: asyncio.Event | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        super().__init__(data_dir / DB_NAME, _SCHEMA, secure_delete=True)
         self.sent = 0
 
     # -- submitting (any thread) ------------------------------------------------------
@@ -379,31 +358,31 @@ class MailQueue:
         job_id = "m-" + uuid.uuid4().hex
         content = json.dumps([product_to_dict(p) for p in products], ensure_ascii=False)
         now = time.time()
-        with self._lock:
-            seq = self._db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM mails").fetchone()[0]
-            self._db.execute(
-                "INSERT INTO mails(id, seq, state, address, lang, skus, content, next_attempt,"
-                " created, updated) VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    job_id,
-                    seq,
-                    to,
-                    language_of(lang),
-                    ",".join(p.sku for p in products),
-                    content,
-                    now,
-                    now,
-                    now,
-                ),
-            )
-        self._poke()
+        self._insert(
+            (
+                "id",
+                "state",
+                "address",
+                "lang",
+                "skus",
+                "content",
+                "next_attempt",
+                "created",
+                "updated",
+            ),
+            (
+                job_id,
+                "queued",
+                to,
+                language_of(lang),
+                ",".join(p.sku for p in products),
+                content,
+                now,
+                now,
+                now,
+            ),
+        )
         return job_id
-
-    def _poke(self) -> None:
-        loop, wake = self._loop, self._wake
-        if loop is not None and wake is not None and not loop.is_closed():
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(wake.set)
 
     def job(self, job_id: str) -> MailJob | None:
         """A mail's state (no address), or None when unknown."""
@@ -413,19 +392,6 @@ class MailQueue:
                 (job_id,),
             ).fetchone()
         return None if row is None else MailJob(*row)
-
-    def depth(self) -> int:
-        """Mails waiting to be sent."""
-        with self._lock:
-            count: int = self._db.execute(
-                "SELECT COUNT(*) FROM mails WHERE state = 'queued'"
-            ).fetchone()[0]
-        return count
-
-    def close(self) -> None:
-        """Close the database."""
-        with self._lock:
-            self._db.close()
 
     # -- sending ----------------------------------------------------------------------
 
@@ -538,21 +504,18 @@ class MailQueue:
 
     async def run(self) -> None:
         """Send due mails until cancelled; sleep until the next is due or a new one comes."""
-        loop = asyncio.get_running_loop()
-        self._loop = loop
-        self._wake = asyncio.Event()
+        loop = self._attach()
         if self.services is not None:
             self.services.health.set(COMPONENT, "ok")
         try:
             while True:
+                assert self._wake is not None
                 self._wake.clear()
                 result = await loop.run_in_executor(None, self.send_one)
                 if result is not None:
                     self._after(result)
                     continue
-                wait = await loop.run_in_executor(None, self.next_due_in, time.time())
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), wait)
+                await self._sleep(await loop.run_in_executor(None, self.next_due_in, time.time()))
         finally:
             self._wake = None
 

@@ -12,11 +12,9 @@ be taken back.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import os
-import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -28,7 +26,7 @@ from urllib.parse import parse_qs, urlsplit
 from edge.config import Config, PrinterConfig
 from edge.events import new_event
 from edge.services import Services
-from edge.takeaway.queuedb import open_queue_db
+from edge.takeaway.queuedb import DurableQueue, JobView
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -333,36 +331,25 @@ def deliver(
 
 
 @dataclass(frozen=True)
-class PrintJob:
+class PrintJob(JobView):
     """A queued receipt as the kiosk sees it."""
 
-    id: str
-    kind: str
-    skus: tuple[str, ...]
+    job_type = "print"
+
     state: JobState
-    attempts: int
-    problem: str
-    created: float
-    updated: float
+    kind: str = "receipt"
+    skus: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-able view for /api/takeaway/jobs/<id>."""
-        return {
-            "id": self.id,
-            "type": "print",
-            "kind": self.kind,
-            "state": self.state,
-            "attempts": self.attempts,
-            "problem": self.problem,
-            "created": round(self.created, 3),
-            "updated": round(self.updated, 3),
-        }
+        """JSON-able view for /api/takeaway/jobs/<id>, with the job's kind (receipt, test)."""
+        return {**super().as_dict(), "kind": self.kind}
 
 
-class PrintQueue:
+class PrintQueue(DurableQueue):
     """Durable queue of receipts in SQLite, drained to the printer by a supervised task."""
 
     name = COMPONENT
+    table = "jobs"
 
     def __init__(
         self,
@@ -376,11 +363,7 @@ class PrintQueue:
         self.target = parse_printer_url(config.url)
         self.services = services
         self._render_test_page = render_test_page
-        self.path = data_dir / DB_NAME
-        self._lock = threading.Lock()
-        self._db = open_queue_db(self.path, _SCHEMA)
-        self._wake: asyncio.Event | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        super().__init__(data_dir / DB_NAME, _SCHEMA)
         self.problem: str | None = None  # the current fault, None when the printer is fine
         self.printed = 0
 
@@ -390,14 +373,10 @@ class PrintQueue:
         """Queue rendered receipt bytes; returns the job id once the job is durable."""
         job_id = "p-" + uuid.uuid4().hex
         now = time.time()
-        with self._lock:
-            seq = self._db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM jobs").fetchone()[0]
-            self._db.execute(
-                "INSERT INTO jobs(id, seq, kind, skus, data, state, created, updated)"
-                " VALUES (?, ?, ?, ?, ?, 'queued', ?, ?)",
-                (job_id, seq, kind, ",".join(skus), data, now, now),
-            )
-        self._poke()
+        self._insert(
+            ("id", "kind", "skus", "data", "state", "created", "updated"),
+            (job_id, kind, ",".join(skus), data, "queued", now, now),
+        )
         return job_id
 
     def submit_test_page(self) -> str:
@@ -405,12 +384,6 @@ class PrintQueue:
         if self._render_test_page is None:
             raise RuntimeError("no test page renderer configured")
         return self.submit(self._render_test_page(), kind="test")
-
-    def _poke(self) -> None:
-        loop, wake = self._loop, self._wake
-        if loop is not None and wake is not None and not loop.is_closed():
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(wake.set)
 
     # -- reading ----------------------------------------------------------------------
 
@@ -425,15 +398,16 @@ class PrintQueue:
         if row is None:
             return None
         skus = tuple(s for s in row[2].split(",") if s)
-        return PrintJob(row[0], row[1], skus, row[3], row[4], row[5], row[6], row[7])
-
-    def depth(self) -> int:
-        """Jobs waiting to be printed."""
-        with self._lock:
-            count: int = self._db.execute(
-                "SELECT COUNT(*) FROM jobs WHERE state = 'queued'"
-            ).fetchone()[0]
-        return count
+        return PrintJob(
+            id=row[0],
+            kind=row[1],
+            skus=skus,
+            state=row[3],
+            attempts=row[4],
+            problem=row[5],
+            created=row[6],
+            updated=row[7],
+        )
 
     def _next(self) -> tuple[str, bytes] | None:
         with self._lock:
@@ -475,11 +449,6 @@ class PrintQueue:
                 (time.time() - KEEP_DONE_S,),
             )
         return cur.rowcount
-
-    def close(self) -> None:
-        """Close the database."""
-        with self._lock:
-            self._db.close()
 
     # -- printing (the supervised task) -------------------------------------------------
 
@@ -536,9 +505,7 @@ class PrintQueue:
 
     async def run(self) -> None:
         """Drain the queue until cancelled; on a fault wait retry_interval_s and try again."""
-        loop = asyncio.get_running_loop()
-        self._loop = loop
-        self._wake = asyncio.Event()
+        loop = self._attach()
         recovered = await loop.run_in_executor(None, self.recover)
         if recovered:
             _LOGGER.warning(
@@ -549,6 +516,7 @@ class PrintQueue:
         next_probe = loop.time()  # at start-up: staff learn of a fault before shoppers
         try:
             while True:
+                assert self._wake is not None
                 self._wake.clear()
                 try:
                     printed = await loop.run_in_executor(None, self.print_one)
@@ -593,11 +561,6 @@ class PrintQueue:
             return fault.problem
         finally:
             conn.close()
-
-    async def _sleep(self, timeout: float | None) -> None:
-        assert self._wake is not None
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout)
 
 
 def build_print_queue(services: Services) -> PrintQueue | None:
