@@ -144,11 +144,41 @@ def fallback_config(problems: list[str], path: Path | None = None) -> Config:
     return config
 
 
+class _RetryFactory:
+    """A component whose factory raised (database locked, device busy): reported failed with
+    the reason and built again on each supervised restart, so it never takes the others down."""
+
+    def __init__(
+        self, name: str, factory: ComponentFactory, services: Services, error: Exception
+    ) -> None:
+        self.name = name
+        self._factory = factory
+        self._services = services
+        self._error: Exception | None = error
+
+    async def run(self) -> None:
+        """Report the start-up failure once, then build the component and run it."""
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+        component = self._factory(self._services)
+        if component is None:
+            self._services.health.set(self.name, "disabled")
+            await asyncio.Event().wait()  # until cancelled
+            return
+        await component.run()
+
+
 def build_components(services: Services) -> list[Component]:
     """Instantiate the enabled components; disabled ones are reported as such in health."""
     components: list[Component] = []
     for name, factory in COMPONENT_FACTORIES:
-        component = factory(services)
+        try:
+            component = factory(services)
+        except Exception as exc:
+            _LOGGER.exception("component %s could not be created; retrying with backoff", name)
+            components.append(_RetryFactory(name, factory, services, exc))
+            continue
         if component is None:
             services.health.register(name, "disabled")
         else:

@@ -15,11 +15,14 @@ from typing import Any
 
 import pytest
 
+from edge import daemon as daemon_module
 from edge.config import load_config
 from edge.daemon import build_services
+from edge.services import Services
 from edge.supervisor import Supervisor
 from kiosk_ui.server import WebServer
 from tests.conftest import KIOSK_EDGE, ConfigWriter, free_port
+from tests.support.daemon import InProcessDaemon
 
 
 def get_json(url: str, timeout: float = 2.0) -> tuple[int, dict[str, Any]]:
@@ -90,6 +93,52 @@ def test_failing_component_is_reported_while_others_serve(write_config: ConfigWr
     assert "No Bluetooth adapter" in body["components"]["beacons"]["reason"]
     assert body["version"]
     assert starts >= 2
+
+
+class Steady:
+    """A component that works once built."""
+
+    name = "flaky"
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    async def run(self) -> None:
+        self.services.health.set(self.name, "ok")
+        await asyncio.Event().wait()
+
+
+def test_component_whose_factory_raises_is_retried_while_others_serve(
+    write_config: ConfigWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A factory that raises (its database locked, say) is `failed` in healthz, the kiosk
+    still serves, and the supervisor builds it again with backoff until it works."""
+    calls: list[int] = []
+
+    def flaky_factory(services: Services) -> Steady:
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError("database is locked")
+        return Steady(services)
+
+    monkeypatch.setattr(
+        daemon_module,
+        "COMPONENT_FACTORIES",
+        [*daemon_module.COMPONENT_FACTORIES, ("flaky", flaky_factory)],
+    )
+    with InProcessDaemon(write_config()) as daemon:
+        status, body = wait_for_health(daemon.config.kiosk.port)
+        assert status == 503
+        assert body["components"]["kiosk"]["state"] == "ok"
+        assert body["components"]["flaky"]["state"] == "failed"
+        assert "database is locked" in body["components"]["flaky"]["reason"]
+        deadline = time.monotonic() + 5
+        while daemon.services.health.get("flaky").state != "ok":  # type: ignore[union-attr]
+            assert time.monotonic() < deadline, "the component was not built again"
+            time.sleep(0.05)
+        status, _ = wait_for_health(daemon.config.kiosk.port)
+        assert status == 200
+    assert len(calls) == 2
 
 
 def test_healthz_ok_when_all_components_ok(write_config: ConfigWriter) -> None:
