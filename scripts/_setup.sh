@@ -45,10 +45,11 @@ ensure_venv() {
 
 # The package lists are used by the scripts that source this file.
 # shellcheck disable=SC2034
-# Packages the appliance needs at run time (zbar for pyzbar; Mosquitto as the local broker).
-RUNTIME_APT=(libzbar0 mosquitto)
+# Packages the appliance needs at run time (zbar for pyzbar; Mosquitto as the local broker;
+# cairo for cairosvg, which draws SVG product images as PNG for e-mails).
+RUNTIME_APT=(libzbar0 mosquitto libcairo2)
 # shellcheck disable=SC2034
 # Packages the tests need: Chromium for browser tests, D-Bus and headers for dbus-python,
 # systemd-analyze for unit checks, wrk for load benchmarks, openssl for test certificates.
 TEST_APT=(libzbar0 mosquitto chromium dbus libdbus-1-dev libglib2.0-dev pkg-config gcc
-          systemd openssl wrk fonts-dejavu-core)
+          systemd openssl wrk fonts-dejavu-core libcairo2)

@@ -10,6 +10,7 @@ after ``mail.max_attempts`` the mail is dropped with a ``kiosk.mail.failed`` eve
 
 from __future__ import annotations
 
+import functools
 import html
 import json
 import logging
@@ -32,7 +33,7 @@ from edge.catalog.models import CatalogDataError, Product, product_from_dict
 from edge.config import MailConfig
 from edge.events import new_event
 from edge.services import Services
-from edge.takeaway import qr
+from edge.takeaway import images, qr
 from edge.takeaway.compare import build_comparison, clean_text, language_of, text
 from edge.takeaway.queuedb import DurableQueue, JobView
 
@@ -51,6 +52,9 @@ MAX_ADDRESS: Final = 254
 MAX_LABEL: Final = 63
 # Inline product images larger than this are left out: a mail must stay small on mobile data.
 MAX_IMAGE_BYTES: Final = 512 * 1024
+# Converted images kept in memory (a few kB each): the same products are mailed again and again,
+# and drawing an SVG takes tens of milliseconds on a Pi.
+IMAGE_CACHE_SIZE: Final = 128
 # Characters allowed unquoted before the @ (RFC 5322 atext); quoted local parts are refused:
 # nobody types them at a kiosk and they are a favourite of injection attempts.
 _LOCAL_RE: Final = re.compile(
@@ -127,21 +131,40 @@ class MailContext:
 ImageLoader = Callable[[str], tuple[bytes, str] | None]
 
 
+@functools.lru_cache(maxsize=IMAGE_CACHE_SIZE)
+def _mail_image(path: Path, _mtime_ns: int, _size: int) -> tuple[bytes, str] | None:
+    """The file as an image mail clients show (cached per file version), or None."""
+    mime = mimetypes.guess_type(path.name)[0] or ""
+    if not mime.startswith("image/"):
+        return None
+    try:
+        return images.for_mail(path.read_bytes(), mime)
+    except OSError:
+        return None
+    except images.ImageConversionError as exc:
+        _LOGGER.warning("product image %s left out of the mail: %s", path.name, exc)
+        return None
+
+
 def media_loader(folder: Path | None) -> ImageLoader:
-    """Load product images by file name from the kiosk's media folder (no network)."""
+    """Load product images by file name from the kiosk's media folder (no network).
+
+    SVG and other formats mail clients do not show are converted to PNG.
+    """
 
     def load(name: str) -> tuple[bytes, str] | None:
         if folder is None or not name or "/" in name or "\\" in name or name.startswith("."):
             return None
         path = folder / name
         try:
-            if not path.is_file() or path.stat().st_size > MAX_IMAGE_BYTES:
+            if not path.is_file():
                 return None
-            data = path.read_bytes()
+            stat = path.stat()
         except OSError:
             return None
-        mime = mimetypes.guess_type(name)[0] or ""
-        return (data, mime) if mime.startswith("image/") else None
+        if stat.st_size > MAX_IMAGE_BYTES:
+            return None
+        return _mail_image(path, stat.st_mtime_ns, stat.st_size)
 
     return load
 

@@ -436,3 +436,50 @@ def test_implicit_tls_and_untrusted_certificate(
     assert recorder.logins == [USER]
     assert problem.startswith("TLS failed")
     assert "mail.ca_file" in problem
+
+
+def test_svg_catalog_images_arrive_as_png(
+    tmp_path: Path, smtp: SmtpServer, certificate: tuple[Path, Path]
+) -> None:
+    """The demo catalog's SVG images are drawn as PNG: mail clients do not show SVG inline."""
+    import io
+    import shutil
+
+    from PIL import Image
+
+    smtp.start()
+    services = make_services(tmp_path, smtp, certificate)
+    media = services.config.device.data_dir / "media"
+    demo_images = Path(__file__).resolve().parents[2] / "firmware_config" / "demo" / "images"
+    for sku in ("TV-001", "TV-002"):
+        shutil.copy(demo_images / f"{sku}.svg", media / f"{sku}.svg")
+    svg_products = [
+        Product(p.sku, p.name, p.price, image=f"{p.sku}.svg", specs=p.specs) for p in products()
+    ]
+
+    async def body() -> None:
+        async with Running(services) as run:
+            job = run.queue.submit(ADDRESS, svg_products, "fr")
+            await wait_for(lambda: run.queue.job(job).state == "sent")  # type: ignore[union-attr]
+
+    asyncio.run(body())
+    [(_, raw)] = smtp.recorder.messages
+    msg, _, html, images = html_and_images(raw)
+    types = sorted(
+        part.get_content_type() for part in msg.walk() if part.get_content_maintype() == "image"
+    )
+    assert types == ["image/png"] * 3  # two products and the QR code; no image/svg+xml
+    assert len(images) == 3
+    for cid in images:
+        assert f"cid:{cid}" in html
+    sizes = sorted(Image.open(io.BytesIO(data)).size for data in images.values())
+    # The demo drawings are 240x200: drawn at the mail's 2x width (240 px), to scale.
+    assert sizes.count((240, 200)) == 2
+    product = next(
+        Image.open(io.BytesIO(data)).convert("RGB")
+        for data in images.values()
+        if Image.open(io.BytesIO(data)).size == (240, 200)
+    )
+    # Really drawn, not blank: the TV's dark frame (#444444) is where the SVG puts it.
+    assert product.getpixel((24, 34)) == (0x44, 0x44, 0x44)
+    assert product.getpixel((2, 2)) == (0xF4, 0xF6, 0xF8)
