@@ -255,12 +255,24 @@ class TlsConfig(_Section):
         False, description="Do not check the broker's host name (testing only)."
     )
 
+    @model_validator(mode="after")
+    def _key_needs_certificate(self) -> TlsConfig:
+        if self.key_file is not None and self.cert_file is None:
+            raise ValueError("key_file is set without cert_file; give the client certificate too")
+        return self
+
 
 class MqttConfig(_Section):
     """The uplink to central."""
 
     enabled: bool = Field(True, description="Relay events to central over MQTT.")
-    host: str = Field("127.0.0.1", min_length=1, description="Broker host name or address.")
+    host: str = Field(
+        "127.0.0.1",
+        min_length=1,
+        max_length=253,
+        pattern=r"^[A-Za-z0-9._:-]+$",
+        description="Broker host name, IPv4 or IPv6 address (no scheme, no port).",
+    )
     port: Port = Field(1883, description="Broker port (8883 for TLS by convention).")
     protocol: Literal["5", "3.1.1"] = Field("5", description="MQTT protocol version.")
     client_id: str = Field(
@@ -281,6 +293,15 @@ class MqttConfig(_Section):
     reconnect_max_s: float = Field(60.0, gt=0, le=3600, description="Longest reconnect delay.")
     health_interval_s: float = Field(60.0, ge=5, le=3600, description="Health publish interval.")
     tls: TlsConfig = Field(default_factory=TlsConfig, description="TLS settings.")
+
+    @model_validator(mode="after")
+    def _backoff_order(self) -> MqttConfig:
+        if self.reconnect_max_s < self.reconnect_min_s:
+            raise ValueError(
+                f"mqtt.reconnect_max_s ({self.reconnect_max_s}) must be at least "
+                f"reconnect_min_s ({self.reconnect_min_s})"
+            )
+        return self
 
 
 class OutboxConfig(_Section):
@@ -470,7 +491,19 @@ def _secret_from_outside(section: str, key: str) -> str | None:
     if cred_dir:
         cred = Path(cred_dir) / cred_name
         if cred.is_file():
-            return cred.read_text(encoding="utf-8").strip()
+            try:
+                return cred.read_text(encoding="utf-8").strip()
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ConfigError(
+                    None,
+                    [
+                        ConfigProblem(
+                            f"{section}.{key}",
+                            f"cannot read the systemd credential {cred}: {exc}; check "
+                            "LoadCredential= in the unit",
+                        )
+                    ],
+                ) from None
     return None
 
 
@@ -478,7 +511,10 @@ def parse_config(data: dict[str, Any], path: Path | None = None) -> Config:
     """Validate a parsed TOML document (plus secrets from outside) into a Config."""
     merged: dict[str, Any] = {k: (dict(v) if isinstance(v, dict) else v) for k, v in data.items()}
     for section, key in SECRET_SOURCES:
-        secret = _secret_from_outside(section, key)
+        try:
+            secret = _secret_from_outside(section, key)
+        except ConfigError as exc:
+            raise ConfigError(path, exc.problems) from None
         if secret is not None:
             target = merged.setdefault(section, {})
             if isinstance(target, dict):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -115,3 +116,47 @@ def test_url_template_needs_placeholder() -> None:
     """The compare URL template must contain {skus}."""
     with pytest.raises(ConfigError, match="skus"):
         parse_config({"kiosk": {"compare_url_template": "https://x.example/"}})
+
+
+@pytest.mark.parametrize(
+    ("data", "key", "words"),
+    [
+        ({"mqtt": {"host": "mqtt://broker:1883"}}, "mqtt.host", "wrong form"),
+        ({"mqtt": {"host": "broker example"}}, "mqtt.host", "wrong form"),
+        ({"mqtt": {"reconnect_min_s": 30, "reconnect_max_s": 5}}, "mqtt", "at least"),
+        ({"mqtt": {"tls": {"key_file": "/k.pem"}}}, "mqtt.tls", "cert_file"),
+    ],
+)
+def test_mqtt_settings_that_cannot_work_are_refused(
+    data: dict[str, Any], key: str, words: str
+) -> None:
+    """A URL or a space in the broker host, a backoff ceiling below its floor and a client
+    key without its certificate are named at check time, not found at the first connect."""
+    with pytest.raises(ConfigError) as info:
+        parse_config(data)
+    assert [p.key for p in info.value.problems] == [key]
+    assert words in str(info.value)
+
+
+def test_broker_host_forms_that_work() -> None:
+    """Host names, IPv4 and bare IPv6 addresses are accepted."""
+    for host in ("broker.example.com", "10.0.0.5", "::1", "mqtt-1.store_7.lan"):
+        assert parse_config({"mqtt": {"host": host}}).mqtt.host == host
+
+
+def test_unreadable_credential_is_a_config_problem(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A systemd credential that is not text is a named problem, not a traceback."""
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    (creds / "mqtt_password").write_bytes(b"\xff\xfe\x00")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds))
+    monkeypatch.delenv("KIOSK_EDGE_MQTT_PASSWORD", raising=False)
+    path = tmp_path / "edge.toml"
+    path.write_text("")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert info.value.path == path
+    assert [p.key for p in info.value.problems] == ["mqtt.password"]
+    assert "LoadCredential" in str(info.value)
