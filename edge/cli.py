@@ -19,6 +19,8 @@ from edge.config import Config, ConfigError, config_path_from, load_config, reda
 EXIT_OK: Final = 0
 EXIT_FAILURE: Final = 1
 EXIT_USAGE: Final = 2
+# What a shell reports for a command killed by SIGPIPE (128 + 13): its reader closed the pipe.
+EXIT_SIGPIPE: Final = 141
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -147,6 +149,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return fail(str(exc))
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # the reader went away (`... | head`): stop quietly, like cat
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_SIGPIPE
 
 
 if __name__ == "__main__":

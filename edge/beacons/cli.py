@@ -102,6 +102,27 @@ def _print(obj: dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n")
 
 
+def _each_advertisement(path: Path, handle: Callable[[Advertisement], None]) -> int:
+    """Hand every valid line of a recording to ``handle``; bad lines go to stderr, skipped."""
+    try:
+        for lineno, item in read_recording(path):
+            if isinstance(item, RecordError):
+                print(f"{path}:{lineno}: skipped: {item}", file=sys.stderr)
+            else:
+                handle(item)
+    except BrokenPipeError:
+        raise  # stdout's reader went away: not a problem with the recording
+    except OSError as exc:
+        return _fail(f"cannot read {path}: {exc}")
+    return EXIT_OK
+
+
+def _print_frames(adv: Advertisement) -> None:
+    """`replay --frames`: every decoded frame of one advertisement, with its time and address."""
+    for frame in parse_advertisement(adv.manufacturer_data, adv.service_data):
+        _print({"t": adv.t, "address": adv.address, **frame_to_dict(frame)})
+
+
 def _cmd_replay(args: argparse.Namespace) -> int:
     from edge.beacons.component import build_engine
     from edge.cli import optional_config
@@ -110,19 +131,8 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     if not path.is_file():
         return _fail(f"recording {path} not found; give the path of a .jsonl recording")
     config = optional_config(args)
-    bad = 0
     if args.frames:
-        try:
-            for lineno, item in read_recording(path):
-                if isinstance(item, RecordError):
-                    bad += 1
-                    print(f"{path}:{lineno}: skipped: {item}", file=sys.stderr)
-                    continue
-                for frame in parse_advertisement(item.manufacturer_data, item.service_data):
-                    _print({"t": item.t, "address": item.address, **frame_to_dict(frame)})
-        except (OSError, UnicodeDecodeError) as exc:
-            return _fail(f"cannot read {path}: {exc}")
-        return EXIT_OK
+        return _each_advertisement(path, _print_frames)
     try:
         engine = build_engine(config.beacons, _salt(config))
     except (AllowlistError, ValueError) as exc:
@@ -141,17 +151,14 @@ def _cmd_replay(args: argparse.Namespace) -> int:
             index += 1
             _print(_cloudevent(config, event, index))
 
-    try:
-        for lineno, item in read_recording(path):
-            if isinstance(item, RecordError):
-                bad += 1
-                print(f"{path}:{lineno}: skipped: {item}", file=sys.stderr)
-                continue
-            engine.feed(item.t, item.address, item.rssi, item.manufacturer_data, item.service_data)
-            if engine.events:
-                emit(engine.take_events())
-    except (OSError, UnicodeDecodeError) as exc:
-        return _fail(f"cannot read {path}: {exc}")
+    def feed(adv: Advertisement) -> None:
+        engine.feed(adv.t, adv.address, adv.rssi, adv.manufacturer_data, adv.service_data)
+        if engine.events:
+            emit(engine.take_events())
+
+    status = _each_advertisement(path, feed)
+    if status != EXIT_OK:
+        return status
     engine.flush()
     emit(sorted(engine.take_events(), key=lambda e: e.t))
     return EXIT_OK

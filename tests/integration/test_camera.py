@@ -338,6 +338,24 @@ def test_cli_scan_nothing_and_unreadable(tmp_path: Path) -> None:
     assert "missing.jpg does not exist" in result.stderr
 
 
+def test_cli_scan_stops_quietly_when_its_reader_goes_away() -> None:
+    """`kiosk-edge scan FOLDER | head -1`: exit 141 like a SIGPIPE'd tool, no traceback."""
+    proc = subprocess.Popen(
+        [*KIOSK_EDGE, "scan", str(CORPUS)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=REPO_ROOT,
+        env={"PATH": "/usr/bin:/bin", "KIOSK_EDGE_CONFIG": "/nonexistent/edge.toml"},
+    )
+    assert proc.stdout is not None
+    assert proc.stderr is not None
+    assert json.loads(proc.stdout.readline())["text"] == "2900001234566"
+    proc.stdout.close()
+    assert proc.wait(timeout=60) == 141
+    assert proc.stderr.read() == b""
+    proc.stderr.close()
+
+
 def test_cli_scan_folder_and_other_class(tmp_path: Path) -> None:
     """A folder is scanned image by image; a QR with a URL is class "other", not valid."""
     import segno

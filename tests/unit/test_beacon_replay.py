@@ -159,6 +159,27 @@ def test_replay_skips_a_bad_line_with_its_number(
     assert "kiosk.beacon.enter" in result.stdout
 
 
+@pytest.mark.parametrize("frames", [False, True])
+def test_replay_stops_quietly_when_its_reader_goes_away(
+    demo_config: Path, cli_env: dict[str, str], frames: bool
+) -> None:
+    """`beacons replay ... | head -1`: exit 141, no "cannot read" about the recording."""
+    args = [str(DEMO), "--config", str(demo_config), *(["--frames"] if frames else [])]
+    proc = subprocess.Popen(
+        [*KIOSK_EDGE, "beacons", "replay", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=cli_env,
+    )
+    assert proc.stdout is not None
+    assert proc.stderr is not None
+    assert json.loads(proc.stdout.readline())
+    proc.stdout.close()
+    assert proc.wait(timeout=60) == 141
+    assert proc.stderr.read() == b""
+    proc.stderr.close()
+
+
 def test_replay_frames_prints_every_decoded_frame(
     demo_config: Path, cli_env: dict[str, str]
 ) -> None:
