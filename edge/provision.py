@@ -45,6 +45,12 @@ CERT_FILE: Final = CONFIG_DIR / "mqtt-client.crt"
 CA_FILE: Final = CONFIG_DIR / "ca.crt"
 KEY_CREDENTIAL: Final = "mqtt_client_key"
 ADMIN_CREDENTIAL: Final = "admin_password"
+# The store-wide identity salt (edge.config.SECRET_SOURCES names the credential); loaded by a
+# drop-in written only with it, since LoadCredential= of a missing file stops the unit.
+SALT_CREDENTIAL: Final = "identity_salt"
+SALT_DROPIN: Final = Path("etc/systemd/system/kiosk-edge.service.d/identity-salt.conf")
+# A salt shorter than this is guessable: every loyalty number could be hashed and matched.
+MIN_SALT_CHARS: Final = 16
 # The daemon reads its key where systemd's LoadCredential= puts it.
 SERVICE_KEY_PATH: Final = f"/run/credentials/kiosk-edge.service/{KEY_CREDENTIAL}"
 BOOT_DIR: Final = Path("boot/firmware")
@@ -83,6 +89,7 @@ class Request:
     rotate: int = 0
     display_mode: str = DEFAULT_DISPLAY_MODE
     venv: Path = Path(sys.prefix)
+    salt_file: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -360,6 +367,43 @@ def _admin_password(root: Path, plan: Plan) -> None:
     )
 
 
+def read_salt(path: Path) -> str:
+    """The store's identity salt from a file (one line); ProvisionError naming the fix."""
+    try:
+        salt = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ProvisionError(f"--salt-file {path} cannot be read ({exc})") from None
+    if len(salt) < MIN_SALT_CHARS or any(ch.isspace() for ch in salt):
+        raise ProvisionError(
+            f"--salt-file {path} must hold one line of at least {MIN_SALT_CHARS} characters "
+            "without spaces: the store's identity salt as central issued it"
+        )
+    return salt
+
+
+def _identity_salt(req: Request, plan: Plan) -> None:
+    """Install the store's salt so this kiosk's hashes match central's shopper profiles."""
+    path = req.root / CREDENTIALS_DIR / SALT_CREDENTIAL
+    if req.salt_file is not None:
+        content = (read_salt(req.salt_file) + "\n").encode()
+    elif path.exists():
+        content = path.read_bytes()  # installed earlier: kept
+    else:
+        plan.notes.append(
+            "no --salt-file: this kiosk hashes identifiers with its own random salt, so its "
+            "loyalty and phone hashes match neither central's shopper profiles nor the store's "
+            "other kiosks; install the store's salt with --salt-file FILE"
+        )
+        return
+    plan.actions.append(Action(CREDENTIALS_DIR / SALT_CREDENTIAL, content, 0o600, secret=True))
+    dropin = (
+        "# Written by kiosk-edge provision: the store's identity salt as a systemd credential.\n"
+        "[Service]\n"
+        f"LoadCredential={SALT_CREDENTIAL}:/{CREDENTIALS_DIR / SALT_CREDENTIAL}\n"
+    )
+    plan.actions.append(Action(SALT_DROPIN, dropin.encode()))
+
+
 def merge_block(existing: str, block: str) -> str:
     """config.txt with our BEGIN/END block replaced (or appended)."""
     pattern = re.compile(re.escape(BLOCK_BEGIN) + r".*?" + re.escape(BLOCK_END) + r"\n?", re.S)
@@ -460,7 +504,7 @@ def make_plan(req: Request) -> Plan:
     broker = parse_broker_url(req.broker)
     if req.printer is not None:
         check_printer_url(req.printer)
-    for name, path in (("--cert", req.cert), ("--ca", req.ca)):
+    for name, path in (("--cert", req.cert), ("--ca", req.ca), ("--salt-file", req.salt_file)):
         if path is not None and not path.is_file():
             raise ProvisionError(f"{name} {path} does not exist")
     plan = Plan()
@@ -469,6 +513,7 @@ def make_plan(req: Request) -> Plan:
     key = _key_and_csr(req, req.root, plan)
     _certificates(req, key, plan)
     _admin_password(req.root, plan)
+    _identity_salt(req, plan)
     _static_actions(req, req.root, config.content.decode() if config.content else "", plan)
     _boot_actions(req, req.root, plan)
     missing = [p for p in KIOSK_PROGRAMS if not (req.root / p.lstrip("/")).exists()]
@@ -635,6 +680,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--ca", type=Path, metavar="FILE", help="install the CA that signed the broker"
     )
+    parser.add_argument(
+        "--salt-file",
+        type=Path,
+        metavar="FILE",
+        help="install the store's identity salt (from central) so hashes match its profiles",
+    )
     parser.add_argument("--rotate", type=int, default=0, help="screen rotation: 0, 90, 180 or 270")
     parser.add_argument(
         "--display-mode", default=DEFAULT_DISPLAY_MODE, help="HDMI mode (default 1920x1080@60D)"
@@ -673,6 +724,7 @@ def run_from_args(args: argparse.Namespace) -> int:
         rotate=args.rotate,
         display_mode=args.display_mode,
         venv=args.venv,
+        salt_file=args.salt_file,
     )
     try:
         outcome = provision(req)

@@ -303,3 +303,59 @@ def test_installed_daemon_unit_verifies(image: Path) -> None:
     )  # fmt: skip
     assert proc.returncode == 0
     assert proc.stdout + proc.stderr == ""
+
+
+def test_store_salt_is_installed_as_a_credential(
+    image: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """--salt-file: the store's salt (0600) reaches the daemon, so its hashes match central's."""
+    from edge.daemon import build_services
+    from edge.privacy import hash_identifier
+
+    assert run(image) == 0
+    assert "no --salt-file" in capsys.readouterr().out
+    assert not (image / "etc/kiosk-edge/credentials/identity_salt").exists()
+    salt_file = tmp_path / "store.salt"
+    salt_file.write_text("demo-salt-not-secret\n")
+    assert run(image, "--salt-file", str(salt_file)) == 0
+    out = capsys.readouterr().out
+    assert "demo-salt-not-secret" not in out  # a secret: never printed
+    cred = image / "etc/kiosk-edge/credentials/identity_salt"
+    assert cred.stat().st_mode & 0o777 == 0o600
+    dropin = image / "etc/systemd/system/kiosk-edge.service.d/identity-salt.conf"
+    assert (
+        "LoadCredential=identity_salt:/etc/kiosk-edge/credentials/identity_salt"
+        in dropin.read_text()
+    )
+    # What systemd hands the daemon: the credentials directory.
+    monkeypatch.delenv("KIOSK_EDGE_IDENTITY_SALT", raising=False)
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(cred.parent))
+    config = load_config(image / "etc/kiosk-edge/edge.toml")
+    config.device.data_dir = tmp_path / "data"
+    services = build_services(config)
+    assert hash_identifier(services.salt, "loyalty", "2900001234566") == (
+        "49698d7f90c7344b7552e55142b73e35"
+    )
+    # A later run without --salt-file keeps it; nothing changes.
+    before = snapshot(image)
+    assert run(image) == 0
+    assert snapshot(image) == before
+    assert "no --salt-file" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("content", ["short\n", "two words here and more\n", ""])
+def test_bad_salt_file_writes_nothing(
+    image: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str
+) -> None:
+    """A salt that is too short or not one word: exit 2, one sentence, nothing written."""
+    salt_file = tmp_path / "store.salt"
+    salt_file.write_text(content)
+    before = snapshot(image)
+    assert run(image, "--salt-file", str(salt_file)) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--salt-file" in err
+    assert "at least 16 characters" in err
+    assert snapshot(image) == before
