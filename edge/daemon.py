@@ -186,11 +186,15 @@ def build_components(services: Services) -> list[Component]:
     return components
 
 
-async def _wait_ready(services: Services, timeout: float) -> None:
-    """Wait for the kiosk UI to serve, then briefly for the others to leave "starting"."""
+async def _wait_ready(services: Services, timeout: float, stop: asyncio.Event) -> None:
+    """Wait for the kiosk UI to serve, then briefly for the others to leave "starting".
+
+    Returns at once when ``stop`` is set: a SIGTERM during start-up must still end the
+    process within seconds, even while the kiosk cannot bind its port.
+    """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    while loop.time() < deadline:
+    while loop.time() < deadline and not stop.is_set():
         kiosk = services.health.get("kiosk")
         if kiosk is None or kiosk.state in ("ok", "disabled"):
             break
@@ -198,7 +202,7 @@ async def _wait_ready(services: Services, timeout: float) -> None:
     # A component still opening its device must not hold READY back for long: systemd and
     # the browser unit wait on it. Healthz tells the rest.
     settle = min(deadline, loop.time() + SETTLE_S)
-    while loop.time() < settle:
+    while loop.time() < settle and not stop.is_set():
         if all(c["state"] != "starting" for c in services.health.snapshot().values()):
             return
         await asyncio.sleep(0.05)
@@ -274,7 +278,7 @@ class Daemon:
         for component in build_components(services):
             supervisor.start(component)
 
-        await _wait_ready(services, READY_TIMEOUT_S)
+        await _wait_ready(services, READY_TIMEOUT_S, self._stop)
         self._notifier.ready(_status_line(services))
         self._watchdog = asyncio.create_task(
             _feed_watchdog(self._notifier, services), name="watchdog"

@@ -217,6 +217,36 @@ def test_systemd_notify_and_clean_sigterm(
     assert elapsed < 5.0
 
 
+def test_sigterm_during_start_up_stops_within_5_s(
+    write_config: ConfigWriter, cli_env: dict[str, str]
+) -> None:
+    """SIGTERM while the kiosk cannot bind its port (start-up still waiting for it) exits 0
+    within 5 s, not after the 10 s READY timeout."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = write_config(kiosk={"port": port})
+        proc = _start_daemon(config, cli_env)
+        try:
+            assert proc.stderr is not None
+            seen = b""
+            while b"restarting in" not in seen:  # the kiosk failed: start-up is waiting
+                line = proc.stderr.readline()
+                assert line, seen.decode()
+                seen += line
+            started = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            code = proc.wait(timeout=15)
+            elapsed = time.monotonic() - started
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert code == 0
+    assert elapsed < 5.0
+
+
 def test_sigint_also_stops_cleanly(write_config: ConfigWriter, cli_env: dict[str, str]) -> None:
     """Ctrl-C on a terminal stops the daemon with status 0."""
     config = write_config()
