@@ -82,32 +82,31 @@ class Frame:
         return f"{type(self).__name__}({fields})"
 
 
-class IBeaconFrame(Frame):
+class _UuidMajorMinorFrame(Frame):
+    """A frame identified by a 16-byte UUID, major and minor, with its power at 1 m."""
+
+    __slots__ = ("major", "minor", "tx_power", "uuid")
+    FIELDS = ("uuid", "major", "minor", "tx_power")
+
+    def __init__(self, uuid: str, major: int, minor: int, tx_power: int) -> None:
+        self.uuid = uuid
+        self.major = major
+        self.minor = minor
+        self.tx_power = tx_power
+
+
+class IBeaconFrame(_UuidMajorMinorFrame):
     """Apple iBeacon: proximity UUID, major, minor and the calibrated power at 1 m."""
 
-    __slots__ = ("major", "minor", "tx_power", "uuid")
+    __slots__ = ()
     kind = "ibeacon"
-    FIELDS = ("uuid", "major", "minor", "tx_power")
-
-    def __init__(self, uuid: str, major: int, minor: int, tx_power: int) -> None:
-        self.uuid = uuid
-        self.major = major
-        self.minor = minor
-        self.tx_power = tx_power
 
 
-class AltBeaconFrame(Frame):
+class AltBeaconFrame(_UuidMajorMinorFrame):
     """AltBeacon: a 20-byte id read as uuid (16) + major (2) + minor (2), power at 1 m."""
 
-    __slots__ = ("major", "minor", "tx_power", "uuid")
+    __slots__ = ()
     kind = "altbeacon"
-    FIELDS = ("uuid", "major", "minor", "tx_power")
-
-    def __init__(self, uuid: str, major: int, minor: int, tx_power: int) -> None:
-        self.uuid = uuid
-        self.major = major
-        self.minor = minor
-        self.tx_power = tx_power
 
 
 class EddystoneUidFrame(Frame):
@@ -163,16 +162,21 @@ class EddystoneEidFrame(Frame):
         self.tx_power = tx_power
 
 
-def parse_ibeacon(company_id: int, data: bytes) -> IBeaconFrame | None:
-    """An iBeacon from Apple manufacturer data, else None."""
-    if company_id != APPLE_COMPANY_ID or len(data) != IBEACON_LENGTH or data[:2] != IBEACON_PREFIX:
-        return None
-    return IBeaconFrame(
+def _uuid_major_minor_power(data: bytes) -> tuple[str, int, int, int]:
+    """UUID, major, minor and power from bytes 2-22 (iBeacon and AltBeacon share the layout)."""
+    return (
         format_uuid(data[2:18]),
         (data[18] << 8) | data[19],
         (data[20] << 8) | data[21],
         _signed8(data[22]),
     )
+
+
+def parse_ibeacon(company_id: int, data: bytes) -> IBeaconFrame | None:
+    """An iBeacon from Apple manufacturer data, else None."""
+    if company_id != APPLE_COMPANY_ID or len(data) != IBEACON_LENGTH or data[:2] != IBEACON_PREFIX:
+        return None
+    return IBeaconFrame(*_uuid_major_minor_power(data))
 
 
 def parse_altbeacon(company_id: int, data: bytes) -> AltBeaconFrame | None:
@@ -180,12 +184,7 @@ def parse_altbeacon(company_id: int, data: bytes) -> AltBeaconFrame | None:
     del company_id  # AltBeacon allows any manufacturer
     if len(data) != ALTBEACON_LENGTH or data[:2] != ALTBEACON_PREFIX:
         return None
-    return AltBeaconFrame(
-        format_uuid(data[2:18]),
-        (data[18] << 8) | data[19],
-        (data[20] << 8) | data[21],
-        _signed8(data[22]),
-    )
+    return AltBeaconFrame(*_uuid_major_minor_power(data))
 
 
 def decode_eddystone_url(scheme: int, encoded: bytes) -> str | None:
