@@ -194,6 +194,7 @@ def test_systemd_notify_and_clean_sigterm(
             messages.append(sock.recv(4096).decode())
         assert any("READY=1" in m for m in messages), messages
         assert any("WATCHDOG=1" in m for m in messages), messages
+        assert any("STATUS=all components ok" in m for m in messages), messages
         # READY=1 means serving: healthz answers right away.
         status, _ = wait_for_health(port, timeout=1)
         assert status == 200
