@@ -43,8 +43,12 @@ def publish(daemon: InProcessDaemon, event_type: str, data: dict[str, object]) -
 
 
 def wait_live(page: Page) -> None:
-    """Wait until the page's Server-Sent Events stream is open."""
-    page.wait_for_function("document.body.dataset.liveOpen === '1'")
+    """Wait until the page's Server-Sent Events stream is open.
+
+    A locator, not wait_for_function: polling a JS string needs eval, which the kiosk's
+    Content-Security-Policy rightly forbids.
+    """
+    expect(page.locator("body[data-live-open='1']")).to_have_count(1)
 
 
 def test_search_compare_review_welcome_scan_and_idle(daemon: InProcessDaemon, page: Page) -> None:
@@ -160,9 +164,11 @@ def test_language_switch_and_larger_text(daemon: InProcessDaemon, page: Page) ->
     price_en = page.locator(".price-large").inner_text()
     assert price_en.startswith("€")
     assert "." in price_en
+    page.wait_for_load_state("load")
     size_before = page.evaluate("parseFloat(getComputedStyle(document.body).fontSize)")
     page.locator("[data-testid=large-text]").click()
     expect(page.locator("html")).to_have_class(re.compile("large-text"))
+    page.wait_for_load_state("load")  # the stylesheet, not only the new DOM
     size_after = page.evaluate("parseFloat(getComputedStyle(document.body).fontSize)")
     assert size_after > size_before * 1.2
     shot(page, "kiosk-10-english-large")
