@@ -11,9 +11,7 @@ whole frame, default options.
 
 from __future__ import annotations
 
-import importlib.util
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -25,6 +23,7 @@ import cv2
 from edge.barcodes.camera import open_source
 from edge.barcodes.decode import FrameDecoder
 from tests.bench import Figure
+from tests.support.scripts import load_script
 
 REPO = Path(__file__).resolve().parents[2]
 # A seed other than the committed corpus's: the decoder was tuned on neither this corpus nor
@@ -34,20 +33,9 @@ BENCH_FRAMES: Final = 400
 SYMBOLOGIES: Final = ["ean13", "ean8", "upca", "code128", "qrcode"]
 
 
-def _generator() -> Any:
-    path = REPO / "tests" / "data" / "barcodes" / "generate.py"
-    spec = importlib.util.spec_from_file_location("barcode_corpus_generate", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 def _corpus(folder: Path) -> tuple[list[Any], list[Any]]:
     """(samples, frames as read back through the capture source)."""
-    gen = _generator()
+    gen = load_script("barcodes/generate.py")
     samples = gen.generate(folder / "frames", BENCH_FRAMES, BENCH_SEED)
     video = folder / "corpus.avi"
     writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 15, (640, 480))

@@ -10,21 +10,18 @@ is slow), its JSON input prepared beforehand so only ``decodeBLE`` is timed.
 from __future__ import annotations
 
 import gc
-import importlib.util
 import json
 import os
 import random
-import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any, Final
 
 from edge.beacons.allowlist import Allowlist
 from edge.beacons.proximity import ProximityEngine, ProximitySettings
 from tests.bench import Figure
+from tests.support.scripts import load_script
 
-GENERATOR: Final = Path(__file__).resolve().parents[1] / "data" / "beacons" / "generate.py"
 SEED: Final = 4242
 TRANSMITTERS: Final = 250
 ALLOWED_SHARE: Final = 0.4
@@ -41,17 +38,8 @@ Adv = tuple[float, str, int, dict[int, bytes], dict[str, bytes]]
 
 
 def _generator() -> Any:
-    """The recording generator script, imported by path (tests/data is not a package)."""
-    name = "beacon_generator"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, GENERATOR)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+    """The recording generator script (tests/data is not a package)."""
+    return load_script("beacons/generate.py")
 
 
 def recording() -> list[Adv]:

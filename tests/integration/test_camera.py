@@ -4,13 +4,10 @@ capture source, decoded in the worker thread, published on the bus as contract e
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import subprocess
-import sys
 import time
 from pathlib import Path
-from types import ModuleType
 
 import cv2
 import numpy as np
@@ -32,6 +29,7 @@ from edge.events import Event
 from edge.health import Health
 from edge.services import Services
 from tests.conftest import DATA_DIR, KIOSK_EDGE, REPO_ROOT
+from tests.support.scripts import load_script
 
 CORPUS = DATA_DIR / "barcodes" / "corpus"
 ALL = ["ean13", "ean8", "upca", "code128", "qrcode"]
@@ -39,19 +37,8 @@ DEMO_SALT = "demo-salt-not-secret"
 DEMO_HASH = "49698d7f90c7344b7552e55142b73e35"
 
 
-def _load(name: str) -> ModuleType:
-    path = DATA_DIR / "barcodes" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"barcode_corpus_{name}", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-GEN = _load("generate")
-DEMO = _load("demo_video")
+GEN = load_script("barcodes/generate.py")
+DEMO = load_script("barcodes/demo_video.py")
 
 
 def write_video(path: Path, frames: list[np.ndarray], fps: float = 10.0) -> None:

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import cv2
 import numpy as np
@@ -14,24 +11,13 @@ import pytest
 
 from edge.barcodes.decode import FrameDecoder, check_symbologies, locate, rectify, to_gray
 from tests.conftest import DATA_DIR
+from tests.support.scripts import load_script
 
 CORPUS = DATA_DIR / "barcodes" / "corpus"
 ALL = ["ean13", "ean8", "upca", "code128", "qrcode"]
 
 
-def _generator() -> ModuleType:
-    """The corpus generator (tests/data/barcodes/generate.py) as a module."""
-    path = DATA_DIR / "barcodes" / "generate.py"
-    spec = importlib.util.spec_from_file_location("barcode_corpus_generate", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-GEN = _generator()
+GEN = load_script("barcodes/generate.py")
 
 
 def _scene(symbology: str, text: str, angle: float, seed: int = 1) -> np.ndarray:

@@ -12,7 +12,6 @@ Run ``python tests/data/barcodes/demo_video.py`` to rebuild it (same output ever
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import math
 import random
 import sys
@@ -24,7 +23,12 @@ import cv2
 import numpy as np
 
 HERE: Final = Path(__file__).resolve().parent
-DEFAULT_OUT: Final = HERE.parent.parent.parent / "firmware_config" / "demo" / "camera.mp4"
+REPO: Final = HERE.parents[2]
+sys.path.insert(0, str(REPO))
+
+from tests.support.scripts import load_script  # noqa: E402
+
+DEFAULT_OUT: Final = REPO / "firmware_config" / "demo" / "camera.mp4"
 FPS: Final = 10
 EMPTY_S: Final = 3.5  # longer than the default 3 s duplicate window
 SHOW_S: Final = 2.0
@@ -33,13 +37,7 @@ SEED: Final = 5
 
 def _generator() -> ModuleType:
     """The corpus generator beside this file (card rendering, backgrounds)."""
-    spec = importlib.util.spec_from_file_location("barcode_corpus_generate", HERE / "generate.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault(spec.name, module)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("barcodes/generate.py")
 
 
 def scenes() -> list[tuple[str, str]]:
