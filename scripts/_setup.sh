@@ -28,6 +28,8 @@ ensure_apt() {
 }
 
 # Create the venv if needed and install the project (editable) with the given extras.
+# The install is skipped when pyproject.toml and the extras are unchanged since the last one,
+# so a second `scripts/demo` starts at once and works offline (KIOSK_EDGE_REINSTALL=1 forces it).
 ensure_venv() {
     local extras="${1:-}"
     local python="${PYTHON:-python3}"
@@ -40,16 +42,25 @@ ensure_venv() {
     if [ -n "$extras" ]; then
         spec="${REPO_ROOT}[${extras}]"
     fi
+    local stamp_file="$VENV/.kiosk-edge-installed"
+    local stamp
+    stamp="$(sha256sum "$REPO_ROOT/pyproject.toml" | cut -d' ' -f1) $spec"
+    if [ -z "${KIOSK_EDGE_REINSTALL:-}" ] && [ -f "$stamp_file" ] &&
+        grep -qxF "$stamp" "$stamp_file"; then
+        return 0
+    fi
     "$VENV/bin/pip" install -q --disable-pip-version-check -e "$spec"
+    echo "$stamp" >>"$stamp_file"
 }
 
 # The package lists are used by the scripts that source this file.
 # shellcheck disable=SC2034
-# Packages the appliance needs at run time (zbar for pyzbar; Mosquitto as the local broker;
-# cairo for cairosvg, which draws SVG product images as PNG for e-mails).
-RUNTIME_APT=(libzbar0 mosquitto libcairo2)
+# Packages the appliance needs at run time (python3-venv: Debian's Python comes without it;
+# zbar for pyzbar; Mosquitto as the local broker; cairo for cairosvg, which draws SVG product
+# images as PNG for e-mails).
+RUNTIME_APT=(python3-venv libzbar0 mosquitto libcairo2)
 # shellcheck disable=SC2034
 # Packages the tests need: Chromium for browser tests, D-Bus and headers for dbus-python,
 # systemd-analyze for unit checks, wrk for load benchmarks, openssl for test certificates.
-TEST_APT=(libzbar0 mosquitto chromium dbus libdbus-1-dev libglib2.0-dev pkg-config gcc
-          systemd openssl wrk fonts-dejavu-core libcairo2)
+TEST_APT=(python3-venv libzbar0 mosquitto chromium dbus libdbus-1-dev libglib2.0-dev pkg-config
+          gcc systemd openssl wrk fonts-dejavu-core libcairo2)
