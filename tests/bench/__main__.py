@@ -14,13 +14,20 @@ def main(argv: list[str]) -> int:
     """Import each bench_* module, run it and print its figures as they come."""
     prefixes = tuple(argv)
     failed = 0
-    for info in sorted(pkgutil.iter_modules(bench_pkg.__path__), key=lambda m: m.name):
-        if not info.name.startswith("bench_"):
-            continue
-        short = info.name.removeprefix("bench_")
-        if prefixes and not short.startswith(prefixes):
-            continue
-        module = importlib.import_module(f"tests.bench.{info.name}")
+    names = sorted(
+        info.name.removeprefix("bench_")
+        for info in pkgutil.iter_modules(bench_pkg.__path__)
+        if info.name.startswith("bench_")
+    )
+    chosen = [name for name in names if not prefixes or name.startswith(prefixes)]
+    if not chosen:
+        print(
+            f"scripts/bench: no benchmark matches {' '.join(argv)}; choose from {', '.join(names)}",
+            file=sys.stderr,
+        )
+        return 2
+    for short in chosen:
+        module = importlib.import_module(f"tests.bench.bench_{short}")
         try:
             for figure in module.run():
                 print(figure.line(), flush=True)
