@@ -36,6 +36,11 @@ MAX_PAYLOAD_BYTES: Final = 1024 * 1024
 ERRORS_KEPT: Final = 50
 # While no catalog store exists yet (start-up), changes wait; at most this many.
 MAX_WAITING: Final = 500_000
+# A batch the store could not take (database locked by an import, disk full for a moment) is
+# tried again this many times, the wait doubling from APPLY_RETRY_S, before it is counted as
+# rejected (its records then come back on the next resync).
+APPLY_RETRIES: Final = 5
+APPLY_RETRY_S: Final = 0.5
 
 
 class CatalogMessageError(ValueError):
@@ -100,11 +105,14 @@ class CatalogSync:
         *,
         batch_size: int = BATCH_SIZE,
         linger_s: float = LINGER_S,
+        retry_s: float = APPLY_RETRY_S,
     ) -> None:
         self.topics = topics
         self._sink = sink
         self.batch_size = batch_size
         self.linger_s = linger_s
+        self.retry_s = retry_s
+        self._failures = 0  # consecutive batches the store refused
         self.stats = SyncStats()
         self.errors: list[str] = []
         self._pending: dict[tuple[str, str], CatalogChange] = {}
@@ -185,25 +193,49 @@ class CatalogSync:
                 keys = list(self._pending)[: self.batch_size]
                 batch = [self._pending.pop(k) for k in keys]
                 self._busy = True
+            last_try = self._failures >= APPLY_RETRIES or self._closed
+            done = False
             try:
-                self._apply(sink, batch)
+                done = self._apply(sink, batch, last_try=last_try)
             finally:
                 with self._cond:
+                    if not done:
+                        # Put the batch back; state that arrived meanwhile is newer and wins.
+                        for change in batch:
+                            self._pending.setdefault((change.kind, change.key), change)
                     self._busy = False
                     self._cond.notify_all()
+            if done:
+                self._failures = 0
+                continue
+            delay = self.retry_s * 2**self._failures
+            self._failures += 1
+            with self._cond:
+                if not self._closed:
+                    self._cond.wait(delay)
 
-    def _apply(self, sink: CatalogSink, batch: list[CatalogChange]) -> None:
+    def _apply(self, sink: CatalogSink, batch: list[CatalogChange], *, last_try: bool) -> bool:
+        """Apply one batch; False when the store failed and the batch should be tried again."""
         try:
             problems = sink.apply_changes(batch)
         except Exception as exc:
+            if not last_try:
+                _LOGGER.warning(
+                    "catalog batch of %d changes failed (%s: %s); trying again",
+                    len(batch),
+                    type(exc).__name__,
+                    exc,
+                )
+                return False
             # A broken store must not kill the sync: the records come again on the next
             # resync (sync-catalog command or reconnect).
             _LOGGER.exception("catalog batch of %d changes failed", len(batch))
             self.stats.rejected += len(batch)
             self.errors.append(f"batch of {len(batch)} failed: {type(exc).__name__}: {exc}")
             del self.errors[:-ERRORS_KEPT]
-            return
+            return True
         self.stats.batches += 1
         self.stats.applied += len(batch) - len(problems)
         for problem in problems:
             self._reject(problem)
+        return True

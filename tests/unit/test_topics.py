@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import sqlite3
 
 import pytest
 from hypothesis import given
@@ -11,7 +12,12 @@ from hypothesis import strategies as st
 from paho.mqtt.packettypes import PacketTypes
 
 from edge.catalog.models import CatalogChange
-from edge.catalog.sync import CatalogMessageError, CatalogSync, change_from_message
+from edge.catalog.sync import (
+    APPLY_RETRIES,
+    CatalogMessageError,
+    CatalogSync,
+    change_from_message,
+)
 from edge.relay import commands
 from edge.relay.mqtt import (
     is_success,
@@ -247,6 +253,49 @@ def test_catalog_sync_batches_and_keeps_the_newest_state() -> None:
     ]
     assert sync.stats.rejected == 2  # C (not JSON) and B (no name)
     assert sync.stats.applied == 1
+
+
+class LockedSink(ListSink):
+    """A store whose database is locked (a catalog import running) for the first calls."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+        self.calls = 0
+
+    def apply_changes(self, changes: list[CatalogChange]) -> list[str]:
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise sqlite3.OperationalError("database is locked")
+        return super().apply_changes(changes)
+
+
+def test_catalog_batch_the_store_refuses_is_tried_again() -> None:
+    """A locked store delays the retained records; none is lost, newer state still wins."""
+    sink = LockedSink(failures=2)
+    sync = CatalogSync(T, lambda: sink, linger_s=0, retry_s=0.01)
+    base = "kiosk-edge/v1/store-7/catalog/products"
+    sync.offer(f"{base}/A", b'{"name": "a"}')
+    sync.offer(f"{base}/B", b'{"name": "b"}')
+    sync.start()
+    assert sync.wait_idle(5)
+    sync.stop()
+    assert sink.calls == 3
+    assert [c.key for batch in sink.batches for c in batch] == ["A", "B"]
+    assert (sync.stats.applied, sync.stats.rejected) == (2, 0)
+
+
+def test_catalog_batch_is_counted_rejected_after_the_retries() -> None:
+    """A store that never recovers: the batch is rejected (and logged) after the retries."""
+    sink = LockedSink(failures=1000)
+    sync = CatalogSync(T, lambda: sink, linger_s=0, retry_s=0.001)
+    sync.offer("kiosk-edge/v1/store-7/catalog/products/A", b'{"name": "a"}')
+    sync.start()
+    assert sync.wait_idle(5)
+    sync.stop()
+    assert sink.calls == APPLY_RETRIES + 1
+    assert (sync.stats.applied, sync.stats.rejected) == (0, 1)
+    assert "database is locked" in sync.errors[-1]
 
 
 # ------------------------------------------------------------------ fuzz
