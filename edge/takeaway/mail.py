@@ -297,7 +297,14 @@ def send_smtp(config: MailConfig, msg: EmailMessage, to: str) -> None:
                 smtp.starttls(context=context)
                 smtp.ehlo()
             if config.username:
-                smtp.login(config.username, config.password)
+                try:
+                    smtp.login(config.username, config.password)
+                except UnicodeEncodeError:
+                    # smtplib sends AUTH PLAIN/LOGIN as ASCII only.
+                    raise MailFailure(
+                        "mail.username or mail.password has characters other than ASCII, "
+                        "which SMTP login cannot send; use an ASCII password"
+                    ) from None
             smtp.send_message(msg, from_addr=config.sender, to_addrs=[to])
     except smtplib.SMTPRecipientsRefused as exc:
         codes = [code for code, _ in exc.recipients.values()]
@@ -482,6 +489,8 @@ class MailQueue(DurableQueue):
             reason = f"cannot build the message: {type(exc).__name__}"
             self._finish(job_id, "failed", attempts, reason)
             return job_id, "failed", reason
+        except Exception as exc:
+            return self._unexpected(job_id, attempts, exc)
         try:
             if self.config.outbox_dir is not None:
                 write_eml(self.config.outbox_dir, job_id, msg)
@@ -498,9 +507,24 @@ class MailQueue(DurableQueue):
             reason = f"cannot write the mail file: {exc.strerror}"
             self._retry_later(job_id, attempts, reason)
             return job_id, None, reason
+        except Exception as exc:
+            return self._unexpected(job_id, attempts, exc)
         self._finish(job_id, "sent", attempts)
         self.sent += 1
         return job_id, "sent", ""
+
+    def _unexpected(
+        self, job_id: str, attempts: int, exc: Exception
+    ) -> tuple[str, MailState | None, str]:
+        """A failure nobody foresaw counts as a try: after mail.max_attempts the mail is
+        dropped, instead of the component crashing on the same mail again and again."""
+        _LOGGER.error("mail %s: unexpected error while sending", job_id, exc_info=exc)
+        reason = f"unexpected error while sending: {type(exc).__name__}"
+        if attempts >= self.config.max_attempts:
+            self._finish(job_id, "failed", attempts, reason)
+            return job_id, "failed", reason
+        self._retry_later(job_id, attempts, reason)
+        return job_id, None, reason
 
     def _after(self, result: tuple[str, MailState | None, str]) -> None:
         services = self.services

@@ -483,3 +483,53 @@ def test_svg_catalog_images_arrive_as_png(
     # Really drawn, not blank: the TV's dark frame (#444444) is where the SVG puts it.
     assert product.getpixel((24, 34)) == (0x44, 0x44, 0x44)
     assert product.getpixel((2, 2)) == (0xF4, 0xF6, 0xF8)
+
+
+def test_non_ascii_password_is_explained_not_a_crash(
+    tmp_path: Path, smtp: SmtpServer, certificate: tuple[Path, Path]
+) -> None:
+    """smtplib cannot send a password with é: the mail waits, the problem names the setting."""
+    smtp.start()
+    services = make_services(
+        tmp_path, smtp, certificate, password="mot-de-passe-été", max_attempts=2
+    )
+
+    async def body() -> None:
+        async with Running(services) as run:
+            job = run.queue.submit(ADDRESS, products(), "fr")
+            await wait_for(lambda: run.queue.job(job).attempts >= 1)  # type: ignore[union-attr]
+            state = run.queue.job(job)
+            assert state is not None
+            assert "characters other than ASCII" in state.problem
+            assert "mail.password" in state.problem
+            await wait_for(lambda: bool(run.failed))  # dropped after max_attempts
+            assert not run.task.done()  # the component kept running
+
+    asyncio.run(body())
+    assert smtp.recorder.messages == []
+
+
+def test_unexpected_error_counts_as_a_try(
+    tmp_path: Path, smtp: SmtpServer, certificate: tuple[Path, Path]
+) -> None:
+    """A failure nobody foresaw (here: a broken image loader) never crashes the mail task."""
+    smtp.start()
+    services = make_services(tmp_path, smtp, certificate, max_attempts=2, retry_interval_s=0.1)
+
+    def broken_loader(name: str) -> tuple[bytes, str] | None:
+        raise RuntimeError(f"boom {ADDRESS}")
+
+    async def body() -> None:
+        async with Running(services) as run:
+            run.queue._load_image = broken_loader
+            job = run.queue.submit(ADDRESS, products(), "fr")
+            await wait_for(lambda: bool(run.failed))
+            state = run.queue.job(job)
+            assert state is not None
+            assert (state.state, state.attempts) == ("failed", 2)
+            assert state.problem == "unexpected error while sending: RuntimeError"
+            assert ADDRESS not in repr(run.failed[0].data)
+            assert not run.task.done()
+
+    asyncio.run(body())
+    assert ADDRESS.encode() not in db_bytes(tmp_path / "data")
