@@ -140,7 +140,7 @@ def register(
     subparsers: argparse._SubParsersAction,  # type: ignore[type-arg]
     add_config_option: Callable[[argparse.ArgumentParser], None],
 ) -> None:
-    """Add `kiosk-edge receipt`."""
+    """Add `kiosk-edge receipt` and its shorthand `kiosk-edge print-test`."""
     p = subparsers.add_parser(
         "receipt",
         help="render or print a comparison receipt, or the printer test page",
@@ -160,3 +160,16 @@ def register(
     p.add_argument("--test", action="store_true", help="print the test page")
     add_config_option(p)
     p.set_defaults(func=_cmd_receipt)
+    t = subparsers.add_parser(
+        "print-test",
+        help="print the printer test page (same as receipt --test)",
+        description="Print the test page on the configured printer (or --printer URL, --out FILE).",
+    )
+    t.add_argument(
+        "--width", type=int, choices=(32, 42, 48), help="columns (default: printer.columns)"
+    )
+    t.add_argument("--lang", choices=("fr", "en"), help="language (default: device.locale)")
+    t.add_argument("--out", metavar="FILE", help="write the bytes to FILE ('-' for stdout)")
+    t.add_argument("--printer", metavar="URL", help="print on this printer instead")
+    add_config_option(t)
+    t.set_defaults(func=_cmd_receipt, test=True, sku=[], catalog=None)

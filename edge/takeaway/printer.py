@@ -262,7 +262,9 @@ def connect(target: PrinterTarget, timeout: float, profile: str = "default") -> 
     except PrinterFault:
         raise
     except Exception as exc:
-        raise PrinterFault("unreachable", f"{target.describe()}: {exc}".strip()) from None
+        # One line: python-escpos puts newlines inside its messages.
+        detail = " ".join(f"{target.describe()}: {exc}".split())
+        raise PrinterFault("unreachable", detail) from None
 
 
 def _ask(conn: Connection, query: bytes) -> int:

@@ -80,6 +80,7 @@ def test_print_to_network_printer_and_refused(
     )
     assert refused.returncode == 1
     assert b"needs attention: unreachable" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1  # one sentence, one line
 
 
 def test_bad_input_exit_2(write_config: ConfigWriter, cli_env: dict[str, str]) -> None:
@@ -96,3 +97,22 @@ def test_bad_input_exit_2(write_config: ConfigWriter, cli_env: dict[str, str]) -
         assert done.returncode == 2, args
         assert message in done.stderr
         assert done.stderr.count(b"\n") == 1
+
+
+def test_print_test_command_prints_the_test_page(
+    write_config: ConfigWriter, cli_env: dict[str, str]
+) -> None:
+    """`kiosk-edge print-test` is `receipt --test`: the test page reaches the printer."""
+    config = write_config()
+    port = free_port()
+    listener = PrinterListener(port).start()
+    try:
+        done = subprocess.run(
+            [*KIOSK_EDGE, "print-test", "--config", str(config), "--lang", "en",
+             "--printer", f"tcp://127.0.0.1:{port}"],
+            check=False, capture_output=True, env=cli_env, timeout=60,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert "Test page" in decode(listener.received).lines
+    finally:
+        listener.stop()
