@@ -61,6 +61,10 @@ STOP_FLUSH_S: Final = 1.0
 DIRECT_HEADROOM: Final = 32
 # PUBACK reason codes from 0x80 up are failures (MQTT 5, 3.4.2.1).
 FAILURE_REASON: Final = 0x80
+# A connection that lasted this long was stable: the next reconnect starts the backoff again.
+# A shorter one is a flap (a broker that accepts and drops at once, or another device using
+# the same client id taking the session over) and backs off like a failed connect.
+STABLE_CONNECTION_S: Final = 5.0
 
 MessageHandler = Callable[[str, bytes, Any, bool], None]  # topic, payload, properties, retained
 
@@ -73,6 +77,12 @@ def reconnect_delay(
     ceiling = min(maximum, minimum * 2.0 ** min(max(0, attempt - 1), 32))
     r: float = (rng or random).uniform(0.5, 1.0)
     return ceiling * r
+
+
+def next_attempt(attempt: int, connected_s: float) -> int:
+    """The reconnect attempt number after a connection that lasted ``connected_s`` seconds
+    (0: never accepted): 1 after a stable connection, one more after a failure or a flap."""
+    return 1 if connected_s >= STABLE_CONNECTION_S else attempt + 1
 
 
 def new_properties(packet_type: int) -> Properties:
@@ -209,6 +219,7 @@ class _Session:
     client: paho.Client
     started: float
     connected: bool = False
+    connected_at: float | None = None  # monotonic time of the CONNACK
     failed: str = ""
     mid_to_seq: dict[int, int] = field(default_factory=dict)
     direct_mids: set[int] = field(default_factory=set)
@@ -337,13 +348,12 @@ class MqttRelay:
         attempt = 0
         while not self._stop.is_set():
             session = self._connect()
+            connected_s = 0.0
             if session is not None:
-                ran_connected = self._serve(session)
-                if ran_connected:
-                    attempt = 0
+                connected_s = self._serve(session)
             if self._stop.is_set():
                 break
-            attempt += 1
+            attempt = next_attempt(attempt, connected_s)
             delay = reconnect_delay(
                 attempt, self.config.reconnect_min_s, self.config.reconnect_max_s, self._rng
             )
@@ -450,18 +460,16 @@ class MqttRelay:
             return None
         return session
 
-    def _serve(self, session: _Session) -> bool:
-        """Run one connection until it ends; True if it was ever accepted by the broker."""
+    def _serve(self, session: _Session) -> float:
+        """Run one connection until it ends; how long the broker had accepted it (0: never)."""
         client = session.client
         self._clear_wake()
-        ever_connected = False
         try:
             while not self._stop.is_set():
                 self._drain_tasks(session)
                 if session.failed:
                     break
                 if session.connected:
-                    ever_connected = True
                     self._fill_window(session)
                 elif time.monotonic() - session.started > CONNACK_TIMEOUT_S:
                     self._report(False, "broker sent no CONNACK")
@@ -515,7 +523,9 @@ class MqttRelay:
                     sock.close()
             self.stats.connected = False
             self.stats.inflight = 0
-        return ever_connected
+        if session.connected_at is None:
+            return 0.0
+        return time.monotonic() - session.connected_at
 
     def _wait_time(self, session: _Session) -> float:
         wait = IDLE_WAIT_S
@@ -549,6 +559,7 @@ class MqttRelay:
             self._report(False, session.failed)
             return
         session.connected = True
+        session.connected_at = time.monotonic()
         present = bool(getattr(flags, "session_present", False))
         self.stats.session_present = present
         self.stats.connects += 1

@@ -556,3 +556,33 @@ def test_broker_refusal_keeps_the_event(tmp_path: Path) -> None:
         assert [r.seq for r in outbox.fetch(0, 10)] == [3]
         assert any(connected and "refused" in reason for connected, reason in states)
         outbox.close()
+
+
+def test_two_kiosks_with_one_client_id_back_off(tmp_path: Path) -> None:
+    """Two devices configured with the same client id take the session from each other at
+    every connect; each flap counts as a failure, so the reconnects slow down instead of
+    hammering the broker several times a second."""
+    with Mosquitto(tmp_path, name="takeover") as broker:
+        config = MqttConfig(
+            host="127.0.0.1", port=broker.port, reconnect_min_s=0.1, reconnect_max_s=2.0
+        )
+        outboxes = [
+            Outbox(tmp_path / name / DB_NAME, store_id=STORE, device_id=DEVICE)
+            for name in ("a", "b")
+        ]
+        relays = [make_relay(outbox, config) for outbox in outboxes]
+        for relay in relays:
+            relay.start()
+        try:
+            wait_until(lambda: sum(r.stats.connects for r in relays) >= 4, 10, "a few takeovers")
+            time.sleep(3)
+            connects = sum(r.stats.connects for r in relays)
+        finally:
+            for relay in relays:
+                relay.stop()
+                relay.close()
+            for outbox in outboxes:
+                outbox.close()
+    # Backoff 0.1, 0.2, 0.4, ... 2 s (jittered to 50-100 %) allows about a dozen connects
+    # in these ~4 s; resetting it after every short-lived connection allowed over fifty.
+    assert connects <= 20, connects

@@ -20,8 +20,10 @@ from edge.catalog.sync import (
 )
 from edge.relay import commands
 from edge.relay.mqtt import (
+    STABLE_CONNECTION_S,
     is_success,
     new_properties,
+    next_attempt,
     pack_event_properties,
     pack_publish_properties,
     reconnect_delay,
@@ -110,6 +112,15 @@ def test_reconnect_delay_doubles_with_jitter_and_caps() -> None:
         assert all(ceiling * 0.5 <= d <= ceiling for d in delays)
         assert len(delays) > 40  # jittered: kiosks do not reconnect in lock-step
     assert reconnect_delay(10_000, 1.0, 60.0, rng) <= 60.0
+
+
+def test_reconnect_attempts_restart_only_after_a_stable_connection() -> None:
+    """A refused connect or a connection dropped within seconds (a flap) backs off further;
+    a connection that held starts the backoff from the beginning."""
+    assert next_attempt(0, 0.0) == 1
+    assert next_attempt(3, 0.0) == 4
+    assert next_attempt(3, STABLE_CONNECTION_S / 10) == 4
+    assert next_attempt(7, STABLE_CONNECTION_S) == 1
 
 
 def test_puback_reason_codes() -> None:
