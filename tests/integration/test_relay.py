@@ -256,7 +256,10 @@ def test_mqtt_311_and_refused_client_without_certificate(tmp_path: Path, broker:
     outbox.accept([new_event("kiosk.search", {"q": str(i)}) for i in range(200)])
     states: list[tuple[bool, str]] = []
     no_cert = tls_mqtt(
-        broker, tls={"enabled": True, "ca_file": broker.ca_file}, reconnect_min_s=5.0
+        broker,
+        tls={"enabled": True, "ca_file": broker.ca_file},
+        reconnect_min_s=5.0,
+        reconnect_max_s=5.0,
     )
     relay = make_relay(outbox, no_cert, states)
     relay.start()
