@@ -21,6 +21,7 @@ import ssl
 import subprocess
 import threading
 import time
+import tomllib
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable
@@ -31,7 +32,7 @@ from pathlib import Path
 from typing import Any, Final, Literal
 from urllib.parse import urlsplit
 
-from edge.config import Config
+from edge.config import SECRET_SOURCES, Config
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -534,9 +535,46 @@ def evaluate_config(problems: Iterable[str], path: str) -> CheckResult:
     return ok("config", f"{path} is valid")
 
 
+def evaluate_config_secrets(path: str, mode: int, secrets_in_file: list[str]) -> CheckResult:
+    """Passwords or the salt written in a config file every user can read: a warning."""
+    name = "config.secrets"
+    if not secrets_in_file:
+        return ok(name, "no secrets in the file (they come from credentials or the environment)")
+    if not mode & 0o007:
+        return ok(name, f"{', '.join(secrets_in_file)} in {path}, not readable by other users")
+    return warn(
+        name,
+        f"{path} holds {', '.join(secrets_in_file)} and every user can read it "
+        f"(mode {mode & 0o777:04o})",
+        f"move them to /etc/kiosk-edge/credentials/ (0600, loaded by the unit's "
+        f"LoadCredential=), or `chown root:kiosk-edge {path} && chmod 0640 {path}`",
+    )
+
+
 # ---------------------------------------------------------------------------------------------
 # Probes: thin, never raise
 # ---------------------------------------------------------------------------------------------
+
+
+def probe_config_secrets(path: str) -> tuple[int, list[str]] | None:
+    """The file's mode and the secret keys it sets itself; None when it cannot be read."""
+    try:
+        mode = os.stat(path).st_mode
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except (OSError, tomllib.TOMLDecodeError):
+        return None
+    found = []
+    for section, key in SECRET_SOURCES:
+        table = data.get(section)
+        if isinstance(table, dict) and table.get(key):
+            found.append(f"{section}.{key}")
+    return mode, found
+
+
+def _config_secrets(path: str) -> list[CheckResult]:
+    probed = probe_config_secrets(path)
+    return [] if probed is None else [evaluate_config_secrets(path, *probed)]
 
 
 def rfkill_blocked(kind: str = "bluetooth") -> bool:
@@ -1084,7 +1122,7 @@ def run_checks(
     """
     problems = list(config_problems)
     groups: list[tuple[str, Callable[[], list[CheckResult]]]] = [
-        ("config", lambda: [evaluate_config(problems, config_path)]),
+        ("config", lambda: [evaluate_config(problems, config_path), *_config_secrets(config_path)]),
     ]
     if not problems:  # a broken file's parts would be checked against defaults: skip them
         groups += [

@@ -239,6 +239,36 @@ def test_config_check() -> None:
     assert evaluate_config([], "x.toml").status == "ok"
 
 
+def test_secrets_in_a_world_readable_config_warn(tmp_path: Path) -> None:
+    """A password or salt written in a file every user can read warns, naming key and fix."""
+    path = tmp_path / "edge.toml"
+    path.write_text(
+        '[device]\nidentity_salt = "s3cret-salt-value"\n'
+        '[mail]\nhost = "smtp.example"\npassword = "hunter2"\n[mqtt]\npassword = ""\n'
+    )
+    path.chmod(0o644)
+    probed = doctor.probe_config_secrets(str(path))
+    assert probed is not None
+    mode, found = probed
+    assert found == ["mail.password", "device.identity_salt"]  # the empty one is not a secret
+    result = doctor.evaluate_config_secrets(str(path), mode, found)
+    assert result.status == "warn"
+    assert "mail.password, device.identity_salt" in result.detail
+    assert "0644" in result.detail
+    assert "hunter2" not in result.detail + result.fix
+    assert "chmod 0640" in result.fix
+    path.chmod(0o640)
+    mode, found = doctor.probe_config_secrets(str(path)) or (0, [])
+    assert doctor.evaluate_config_secrets(str(path), mode, found).status == "ok"
+    path.write_text('[mail]\nhost = "smtp.example"\n')
+    path.chmod(0o644)
+    mode, found = doctor.probe_config_secrets(str(path)) or (0, [])
+    assert doctor.evaluate_config_secrets(str(path), mode, found).status == "ok"
+    path.write_text("not [ toml")
+    assert doctor.probe_config_secrets(str(path)) is None  # the config check reports that
+    assert doctor.probe_config_secrets(str(tmp_path / "missing.toml")) is None
+
+
 def test_table_and_json() -> None:
     """The table shows a fix under what is not ok; JSON has name/status/detail/fix per check."""
     results = [
