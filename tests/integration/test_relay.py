@@ -147,6 +147,19 @@ def make_relay(
     )
 
 
+def first_state(outbox: Outbox, config: MqttConfig) -> tuple[bool, str]:
+    """Run a relay until it reports its first state (a refusal, in the tests), then stop it."""
+    states: list[tuple[bool, str]] = []
+    relay = make_relay(outbox, config, states)
+    relay.start()
+    try:
+        wait_until(lambda: bool(states), 10, "the relay's first state")
+    finally:
+        relay.stop()
+        relay.close()
+    return states[0]
+
+
 def test_10000_events_through_two_broker_restarts(tmp_path: Path, broker: Mosquitto) -> None:
     """10,000 events published while the broker is stopped and restarted twice all arrive,
     in sequence order with no gaps (duplicates allowed), over mutual TLS."""
@@ -254,21 +267,14 @@ def test_mqtt_311_and_refused_client_without_certificate(tmp_path: Path, broker:
     assert central.subscribed.wait(5)
     outbox = Outbox(tmp_path / DB_NAME, store_id=STORE, device_id=DEVICE)
     outbox.accept([new_event("kiosk.search", {"q": str(i)}) for i in range(200)])
-    states: list[tuple[bool, str]] = []
     no_cert = tls_mqtt(
         broker,
         tls={"enabled": True, "ca_file": broker.ca_file},
         reconnect_min_s=5.0,
         reconnect_max_s=5.0,
     )
-    relay = make_relay(outbox, no_cert, states)
-    relay.start()
-    try:
-        wait_until(lambda: bool(states), 10, "a connection failure")
-    finally:
-        relay.stop()
-        relay.close()
-    assert states[0][0] is False
+    connected, _ = first_state(outbox, no_cert)
+    assert connected is False
     assert outbox.stats().depth == 200
     relay = make_relay(outbox, tls_mqtt(broker, protocol="3.1.1"))
     relay.start()
@@ -513,17 +519,10 @@ def test_username_password_login(tmp_path: Path) -> None:
         outbox = Outbox(tmp_path / DB_NAME, store_id=STORE, device_id=DEVICE)
         outbox.accept([new_event("kiosk.search", {"q": str(i)}) for i in range(50)])
         base = {"host": "127.0.0.1", "port": broker.port, "username": "kiosk-t1"}
-        states: list[tuple[bool, str]] = []
         wrong = MqttConfig.model_validate({**base, "password": "nope", "reconnect_min_s": 5})
-        relay = make_relay(outbox, wrong, states)
-        relay.start()
-        try:
-            wait_until(lambda: bool(states), 10, "the refusal")
-        finally:
-            relay.stop()
-            relay.close()
-        assert states[0][0] is False
-        assert "refused the connection" in states[0][1]
+        connected, reason = first_state(outbox, wrong)
+        assert connected is False
+        assert "refused the connection" in reason
         assert outbox.stats().depth == 50
         relay = make_relay(outbox, MqttConfig.model_validate({**base, "password": "s3cret"}))
         relay.start()

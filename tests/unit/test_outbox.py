@@ -280,42 +280,48 @@ os.kill(os.getpid(), signal.SIGKILL)
     conn.close()
 
 
+def outbox_cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`kiosk-edge outbox ARGS --config CONFIG` as store IT runs it."""
+    return subprocess.run(
+        [*KIOSK_EDGE, "outbox", *args, "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
 def test_cli_outbox_reports_depth(tmp_path: Path, write_config: object) -> None:
     """`kiosk-edge outbox --json` prints depth, bytes, oldest age and per-type counts."""
     assert callable(write_config)
     config = write_config()
     data_dir = tmp_path / "data"
-    proc = subprocess.run(
-        [*KIOSK_EDGE, "outbox", "--config", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    proc = outbox_cli(config)
     assert proc.returncode == 0, proc.stderr
     assert "no outbox yet" in proc.stdout
     outbox = Outbox(data_dir / DB_NAME, store_id="s", device_id="k")
     outbox.accept([search(1), telemetry(1), telemetry(2)])
-    proc = subprocess.run(
-        [*KIOSK_EDGE, "outbox", "--json", "--config", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    proc = outbox_cli(config, "--json")
     assert proc.returncode == 0, proc.stderr
     body = json.loads(proc.stdout)
     assert body["depth"] == 3
     assert body["per_type"] == {"kiosk.beacon.telemetry": 2, "kiosk.search": 1}
     assert body["bytes"] > 0
     assert body["oldest_age_s"] >= 0
-    proc = subprocess.run(
-        [*KIOSK_EDGE, "outbox", "--config", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    proc = outbox_cli(config)
     assert proc.returncode == 0
     assert "depth       3 events" in proc.stdout
     outbox.close()
+
+
+def test_cli_outbox_names_an_unreadable_database(tmp_path: Path, write_config: object) -> None:
+    """A damaged outbox file is one sentence naming it, exit 1 (a failure found)."""
+    assert callable(write_config)
+    config = write_config()
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / DB_NAME).write_bytes(b"not a database" * 100)
+    proc = outbox_cli(config)
+    assert proc.returncode == 1
+    assert proc.stdout == ""
+    assert proc.stderr.startswith("kiosk-edge: cannot read the outbox")
+    assert "not a database" in proc.stderr
