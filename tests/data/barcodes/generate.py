@@ -2,8 +2,12 @@
 
 Each frame is 640x480 BGR: a photo-like background (gradients, blobs, clutter, texture) and,
 on most frames, one loyalty card or product label (EAN-13, Code 128 or QR rendered with
-python-barcode and segno) placed with rotation up to 30 degrees and a perspective tilt, then
-degraded with blur, sensor noise, low contrast and glare. Some frames carry no code at all.
+python-barcode and segno) 2 to 6 pixels a module at its narrowest (far to close), placed with
+rotation up to 30 degrees and a keystone perspective (one side up to 1.35 times the
+opposite one), then degraded with defocus blur, sensor noise, low contrast (down to 0.35)
+and, on a quarter of the frames, a glare spot on the card. Some frames carry no code at all.
+The manifest records each frame's faults (module width, tilt, blur, contrast, glare) so a
+benchmark can say where misses come from.
 
 Run ``python tests/data/barcodes/generate.py`` to rebuild the committed corpus (same seed,
 same files); the benchmark calls :func:`generate` for a bigger one in a temporary folder.
@@ -35,10 +39,24 @@ COMMITTED_COUNT: Final = 40
 HERE: Final = Path(__file__).resolve().parent
 DEMO_LOYALTY: Final = "2900001234566"
 DEMO_EANS: Final = ("3760000000017", "3760000000024")
-# Codes are drawn at 4 px a module, then scaled so one module spans 2 to 3.2 frame pixels.
+# Codes are drawn at 4 px a module, then scaled so one module spans MODULE_PX_MIN to
+# MODULE_PX_MAX frame pixels: about 2 px is a card at arm's length from a 640x480 camera
+# (below that no decoder reads a blurred 1D code reliably), 6 px a card held close, which
+# the decoder must downscale.
 SOURCE_MODULE_PX: Final = 4
 MODULE_PX_MIN: Final = 2.0
-MODULE_PX_MAX: Final = 3.2
+MODULE_PX_MAX: Final = 6.0
+# Perspective: one side of the card is up to this share shorter, the opposite one longer
+# (two thirds of it top to bottom): 0.15 makes one side 1.35 times the other, a card turned
+# about 30 degrees held 15 cm from the lens.
+PERSPECTIVE_MAX: Final = 0.15
+# Contrast factors (1 = the printed card): 0.35 is a dim phone screen or a faded print.
+CONTRASTS: Final = (1.0, 1.0, 0.7, 0.5, 0.35)
+# Gaussian defocus blur sigmas in frame pixels.
+BLURS: Final = (0.0, 0.0, 0.6, 1.0, 1.3)
+# Share of frames with a glare spot; glare always lands on the card (a laminated card or a
+# phone screen under the store's lights), where it hurts.
+GLARE_SHARE: Final = 0.25
 
 
 @dataclass(frozen=True)
@@ -52,6 +70,8 @@ class Sample:
     blur: float
     contrast: float
     glare: bool
+    module_px: float = 0.0  # frame pixels per module (narrowest bar), 0 without a code
+    tilt: float = 0.0  # perspective: larger over smaller side of the card, minus 1
 
 
 def gs1_check_digit(body: str) -> str:
@@ -158,23 +178,35 @@ def card(code: np.ndarray, rng: random.Random, symbology: str) -> np.ndarray:
     return out
 
 
-def place(scene: np.ndarray, item: np.ndarray, rng: random.Random, angle: float) -> np.ndarray:
-    """Warp the card into the scene: scale, rotation, perspective tilt and position."""
+def place(
+    scene: np.ndarray, item: np.ndarray, rng: random.Random, angle: float, source_module: int
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """Warp the card into the scene: scale, rotation, perspective tilt and position.
+
+    Returns the frame, the card's corners in it and the module width in frame pixels.
+    """
     ih, iw = item.shape[:2]
-    # Size the card by the code's module width in the frame, as a scanner spec does: 2 to 3.2
-    # pixels a module (below about 2 px no decoder reads a blurred 1D code reliably).
-    s = rng.uniform(MODULE_PX_MIN, MODULE_PX_MAX) / SOURCE_MODULE_PX
-    s = min(s, 0.92 * FRAME_W / max(iw, ih), 0.92 * FRAME_H / max(iw, ih) * 1.3)
+    # Size the card by the code's module width in the frame, as a scanner spec does;
+    # log-uniform, so small far codes are as common as large close ones. The module width
+    # is that of the card's narrowest part: perspective shrinks one side.
+    module = math.exp(rng.uniform(math.log(MODULE_PX_MIN), math.log(MODULE_PX_MAX)))
+    # Perspective (keystone): a card turned about its vertical axis has one short and one
+    # long vertical side (k); tipped about its horizontal axis, a short and a long
+    # horizontal side (kv). Corners: top-left, top-right, bottom-right, bottom-left.
+    k = rng.uniform(-PERSPECTIVE_MAX, PERSPECTIVE_MAX)
+    kv = rng.uniform(-PERSPECTIVE_MAX, PERSPECTIVE_MAX) * 2 / 3
+    s = module / source_module / (1 - max(abs(k), abs(kv)))
     src = np.float32([[0, 0], [iw, 0], [iw, ih], [0, ih]])
     pts = (src - [iw / 2, ih / 2]) * s
-    # Perspective: move the corners toward/away from the centre by up to 12 %.
-    k = rng.uniform(-0.12, 0.12)
-    kv = rng.uniform(-0.08, 0.08)
-    pts = pts * np.float32([[1 - k, 1 - kv], [1 + k, 1 + kv], [1 + k, 1 - kv], [1 - k, 1 + kv]])
+    pts = pts * np.float32([[1 - kv, 1 - k], [1 - kv, 1 + k], [1 + kv, 1 + k], [1 + kv, 1 - k]])
     a = math.radians(angle)
     rot = np.float32([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]])
     pts = pts @ rot.T
+    # A card too big for the frame is shrunk until all of it shows: a code cut by the frame's
+    # edge is unreadable by any decoder and would measure nothing.
     span = pts.max(axis=0) - pts.min(axis=0)
+    fit = min(1.0, (FRAME_W - 12) / span[0], (FRAME_H - 12) / span[1])
+    pts, span, module = pts * fit, span * fit, module * fit
     cx = rng.uniform(span[0] / 2 + 5, max(span[0] / 2 + 6, FRAME_W - span[0] / 2 - 5))
     cy = rng.uniform(span[1] / 2 + 5, max(span[1] / 2 + 6, FRAME_H - span[1] / 2 - 5))
     dst = (pts + np.float32([cx, cy])).astype(np.float32)
@@ -183,7 +215,13 @@ def place(scene: np.ndarray, item: np.ndarray, rng: random.Random, angle: float)
     mask = cv2.warpPerspective(np.full((ih, iw), 255, np.uint8), m, (FRAME_W, FRAME_H))
     out = scene.copy()
     out[mask > 127] = warped[mask > 127]
-    return out
+    return out, dst, module
+
+
+def tilt(corners: np.ndarray) -> float:
+    """How far from a rectangle a placed card is: longer over shorter opposite side, minus 1."""
+    side = [float(np.linalg.norm(corners[(i + 1) % 4] - corners[i])) for i in range(4)]
+    return max(side[0] / side[2], side[2] / side[0], side[1] / side[3], side[3] / side[1]) - 1
 
 
 def degrade(
@@ -192,17 +230,17 @@ def degrade(
     nrng: np.random.Generator,
     blur: float,
     contrast: float,
-    glare: bool,
+    glare: tuple[float, float] | None,
 ) -> np.ndarray:
-    """Camera faults: defocus blur, low contrast, a glare spot, sensor noise."""
+    """Camera faults: defocus blur, low contrast, a glare spot centred at ``glare``, noise."""
     out = img.astype(np.float32)
     if blur > 0:
         out = cv2.GaussianBlur(out, (0, 0), blur)
     if contrast < 1:
         out = (out - 128) * contrast + 128 + rng.uniform(-20, 20)
-    if glare:
+    if glare is not None:
         yy, xx = np.mgrid[0:FRAME_H, 0:FRAME_W].astype(np.float32)
-        cx, cy, r = rng.uniform(100, 540), rng.uniform(80, 400), rng.uniform(50, 120)
+        (cx, cy), r = glare, rng.uniform(30, 90)
         spot = np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * r * r))[..., None]
         out = out + spot * rng.uniform(60, 110)
     out = out + nrng.normal(0, rng.uniform(2, 7), out.shape).astype(np.float32)
@@ -214,17 +252,37 @@ def make_frame(
     nrng: np.random.Generator,
     symbology: str,
     text: str,
-) -> tuple[np.ndarray, float, float, float, bool]:
-    """One frame (BGR) and the distortions used."""
+) -> tuple[np.ndarray, dict[str, float | bool]]:
+    """One frame (BGR) and the distortions used (the Sample fields)."""
     scene = background(rng, nrng)
     angle = rng.uniform(-30, 30)
-    blur = rng.choice([0.0, 0.0, 0.6, 1.0, 1.3])
-    contrast = rng.choice([1.0, 1.0, 0.7, 0.5])
-    glare = rng.random() < 0.25
+    blur = rng.choice(BLURS)
+    contrast = rng.choice(CONTRASTS)
+    glare_at: tuple[float, float] | None = None
+    has_glare = rng.random() < GLARE_SHARE
+    module = skew = 0.0
+    if has_glare:
+        glare_at = (rng.uniform(100, 540), rng.uniform(80, 400))
     if symbology:
         code = render_code(symbology, text, module_px=SOURCE_MODULE_PX)
-        scene = place(scene, card(code, rng, symbology), rng, angle)
-    return degrade(scene, rng, nrng, blur, contrast, glare), angle, blur, contrast, glare
+        source_module = SOURCE_MODULE_PX + 1 if symbology == "qrcode" else SOURCE_MODULE_PX
+        scene, corners, module = place(scene, card(code, rng, symbology), rng, angle, source_module)
+        skew = tilt(corners)
+        if has_glare:  # somewhere on the card's middle half
+            centre = corners.mean(axis=0)
+            u, v = rng.uniform(-0.25, 0.25), rng.uniform(-0.25, 0.25)
+            spot = centre + u * (corners[1] - corners[0]) + v * (corners[3] - corners[0])
+            glare_at = (float(spot[0]), float(spot[1]))
+    frame = degrade(scene, rng, nrng, blur, contrast, glare_at)
+    params: dict[str, float | bool] = {
+        "angle": round(angle, 2),
+        "blur": blur,
+        "contrast": contrast,
+        "glare": has_glare,
+        "module_px": round(module, 2),
+        "tilt": round(skew, 3),
+    }
+    return frame, params
 
 
 def generate(
@@ -248,11 +306,11 @@ def generate(
                 text = random_loyalty(rng) if rng.random() < 0.5 else random_ean(rng)
             else:
                 text = random_loyalty(rng)
-        frame, angle, blur, contrast, glare = make_frame(rng, nrng, symbology, text)
+        frame, faults = make_frame(rng, nrng, symbology, text)
         name = f"frame_{i:03d}.{ext}"
         params = [cv2.IMWRITE_JPEG_QUALITY, 85] if ext == "jpg" else []
         cv2.imwrite(str(out_dir / name), frame, params)
-        samples.append(Sample(name, symbology, text, round(angle, 2), blur, contrast, glare))
+        samples.append(Sample(name, symbology, text, **faults))  # type: ignore[arg-type]
     manifest = {
         "seed": seed,
         "width": FRAME_W,
