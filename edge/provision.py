@@ -65,6 +65,9 @@ KIOSK_PROGRAMS: Final = ("/usr/bin/cage", "/usr/bin/chromium")
 DEFAULT_DISPLAY_MODE: Final = "1920x1080@60D"
 MQTT_PORTS: Final = {"mqtt": 1883, "mqtts": 8883}
 PRINTER_SCHEMES: Final = ("usb", "tcp", "serial", "file")
+# kiosk-edge.service sets ProtectHome=yes: code under these is invisible to the daemon, which
+# then fails to start (status 203/EXEC or ModuleNotFoundError).
+HIDDEN_FROM_SERVICE: Final = (Path("/home"), Path("/root"), Path("/run/user"))
 # 16 URL-safe random bytes: a password store IT types once, strong against guessing.
 ADMIN_PASSWORD_BYTES: Final = 12
 
@@ -491,10 +494,28 @@ def _static_actions(req: Request, root: Path, config_text: str, plan: Plan) -> N
     plan.actions.append(Action(Path("etc/bluetooth/main.conf"), ours))
 
 
+def hidden_install_paths(venv: Path, code: Path = REPO_ROOT) -> list[Path]:
+    """The venv or the code (an editable install's checkout) where the service cannot see."""
+    return [
+        path
+        for path in (venv, code)
+        if any(path.resolve().is_relative_to(hidden) for hidden in HIDDEN_FROM_SERVICE)
+    ]
+
+
 def make_plan(req: Request) -> Plan:
     """Validate everything and compute every file; raises ProvisionError before any write."""
     if not req.root.is_dir():
         raise ProvisionError(f"--root {req.root} is not a directory; mount the image there first")
+    hidden = hidden_install_paths(req.venv)
+    hidden_msg = (
+        f"the service cannot see {hidden[0]} (kiosk-edge.service has ProtectHome=yes, which "
+        "hides /home and /root); install kiosk-edge under /opt/kiosk-edge and provision from there"
+        if hidden
+        else ""
+    )
+    if hidden and req.root.resolve() == Path("/"):
+        raise ProvisionError(hidden_msg)
     if not req.dry_run and not os.access(req.root, os.W_OK):
         raise ProvisionError(f"cannot write to {req.root}; run provision as root (sudo)")
     if req.rotate not in ROTATIONS:
@@ -516,6 +537,8 @@ def make_plan(req: Request) -> Plan:
     _identity_salt(req, plan)
     _static_actions(req, req.root, config.content.decode() if config.content else "", plan)
     _boot_actions(req, req.root, plan)
+    if hidden:  # an image: the same paths inside it are hidden from the service too
+        plan.notes.append(hidden_msg)
     missing = [p for p in KIOSK_PROGRAMS if not (req.root / p.lstrip("/")).exists()]
     if missing:
         names = " ".join(Path(p).name for p in missing)

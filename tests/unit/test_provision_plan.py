@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tomllib
+from pathlib import Path
 
 import pytest
 
@@ -109,3 +110,27 @@ def test_post_install_on_the_live_system() -> None:
     image_lines = post_install(Path("/tmp"), run=ran.append)
     assert ran == []
     assert "first boot" in image_lines[0]
+
+
+def test_install_under_home_is_refused_on_the_live_system(tmp_path: Path) -> None:
+    """ProtectHome=yes hides /home and /root from the daemon: refused before any write."""
+    from edge.provision import Request, hidden_install_paths, make_plan
+
+    assert hidden_install_paths(Path("/home/pi/kiosk-edge/.venv"), Path("/opt/k")) == [
+        Path("/home/pi/kiosk-edge/.venv")
+    ]
+    assert hidden_install_paths(Path("/opt/kiosk-edge/.venv"), Path("/root/src")) == [
+        Path("/root/src")
+    ]
+    assert hidden_install_paths(Path("/opt/kiosk-edge/.venv"), Path("/opt/kiosk-edge")) == []
+    live = Request(
+        "paris-01", "kiosk-3", "mqtts://broker.example", root=Path("/"), dry_run=True,
+        venv=Path("/home/pi/kiosk-edge/.venv"),
+    )  # fmt: skip
+    with pytest.raises(ProvisionError, match=r"ProtectHome=yes.*/opt/kiosk-edge"):
+        make_plan(live)
+    image = Request(
+        "paris-01", "kiosk-3", "mqtts://broker.example", root=tmp_path,
+        venv=Path("/home/pi/kiosk-edge/.venv"),
+    )  # fmt: skip
+    assert any("ProtectHome=yes" in note for note in make_plan(image).notes)
