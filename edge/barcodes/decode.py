@@ -462,6 +462,9 @@ class FrameDecoder:
                     zx.read(crop)
                     or zx.read(enhance(crop, self._clahe))
                     or zx.read(sharpen(_rescale(crop, 1.5, cv2.INTER_CUBIC), 2.0))
+                    # A small, blurred QR code (about 2 px a module): enlarged, then equalised
+                    # and sharpened, its finder patterns separate again.
+                    or zx.read(enhance(_rescale(crop, 2.0, cv2.INTER_CUBIC), self._clahe))
                 )
             else:
                 found = self._zbar_matrix.scan(enhance(crop, self._clahe))

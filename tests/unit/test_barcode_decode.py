@@ -132,6 +132,18 @@ def test_committed_corpus_images(decoder: FrameDecoder) -> None:
     assert len(misses) <= 1, misses
 
 
+@pytest.mark.parametrize("seed", [50, 262])
+def test_small_blurred_qr_code_under_glare(decoder: FrameDecoder, seed: int) -> None:
+    """A QR loyalty card about 2 px a module, defocused, under glare and tilted, is read."""
+    frame, faults = GEN.make_frame(
+        random.Random(seed), np.random.default_rng(seed), "qrcode", "2900001234566"
+    )
+    assert faults["module_px"] < 2.2
+    assert faults["blur"] >= 1.0
+    assert faults["glare"]
+    assert [r.text for r in decoder.decode(frame)] == ["2900001234566"]
+
+
 def test_committed_corpus_has_every_fault_the_issue_names() -> None:
     """Rotation to 30 degrees, real perspective, blur, low contrast, glare, far and close codes.
 
