@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final
@@ -32,6 +33,9 @@ NAME: Final = "relay"
 CHECK_INTERVAL_S: Final = 1.0
 # Commands run one at a time, off the MQTT thread (a printer test page may take a while).
 COMMAND_WORKERS: Final = 1
+# Commands waiting (or running) beyond this are answered "busy" at once: a flood from central
+# or a looping script must not grow the daemon's memory without bound.
+MAX_QUEUED_COMMANDS: Final = 64
 
 
 def client_id_for(services: Services) -> str:
@@ -69,6 +73,8 @@ class RelayComponent:
         )
         self._executor: ThreadPoolExecutor | None = None
         self._outbox_was_failing = False
+        self._queued = 0  # commands submitted to the executor and not finished
+        self._queued_lock = threading.Lock()
 
     # ------------------------------------------------------------ MQTT thread
     def _on_state(self, connected: bool, reason: str) -> None:
@@ -90,10 +96,32 @@ class RelayComponent:
         executor = self._executor
         if executor is None:
             return
+        with self._queued_lock:
+            busy = self._queued >= MAX_QUEUED_COMMANDS
+            if not busy:
+                self._queued += 1
+        if busy:
+            _LOGGER.warning("%s command refused: %d commands waiting", name, MAX_QUEUED_COMMANDS)
+            req_id = (
+                commands.request_id_of(payload)
+                if len(payload) <= commands.MAX_PAYLOAD_BYTES
+                else None
+            )
+            error = f"busy: {MAX_QUEUED_COMMANDS} commands are waiting; send it again later"
+            self._reply(name, commands.reply(name, req_id, error=error), correlation)
+            return
         executor.submit(self._run_command, name, payload, correlation)
 
     def _run_command(self, name: str, payload: bytes, correlation: bytes | None) -> None:
-        answer = commands.execute(name, payload, self.context)
+        try:
+            answer = commands.execute(name, payload, self.context)
+        finally:
+            with self._queued_lock:
+                self._queued = max(0, self._queued - 1)
+        self._reply(name, answer, correlation)
+
+    def _reply(self, name: str, answer: dict[str, Any], correlation: bytes | None) -> None:
+        """Publish a command's answer on its reply topic, with the request's correlation data."""
         answer["device"] = self.topics.device
         props = None
         if self.relay.v5:
@@ -123,6 +151,8 @@ class RelayComponent:
         """Start the threads, publish health periodically, stop everything when cancelled."""
         services = self.services
         self._executor = ThreadPoolExecutor(COMMAND_WORKERS, thread_name_prefix="relay-cmd")
+        with self._queued_lock:
+            self._queued = 0  # commands cancelled with the last executor never finished
         self.sync.start()
         self.relay.start()
         services.health.set(NAME, "degraded", "connecting to the broker")
