@@ -99,6 +99,27 @@ def check_passes(code: str, check: str) -> bool:
     raise ValueError(f"unknown check algorithm {check!r}; use gs1, luhn or none")
 
 
+def upce_to_upca(code: str) -> str | None:
+    """The 12-digit UPC-A a zero-suppressed 8-digit UPC-E stands for (None if not UPC-E).
+
+    UPC-E's check digit is the UPC-A's, so validation and catalog look-ups need the
+    expanded form; number systems other than 0 and 1 do not exist in UPC-E.
+    """
+    if len(code) != 8 or not code.isascii() or not code.isdigit() or code[0] not in "01":
+        return None
+    system, d, check = code[0], code[1:7], code[7]
+    last = d[5]
+    if last in "012":
+        body = d[0:2] + last + "0000" + d[2:5]
+    elif last == "3":
+        body = d[0:3] + "00000" + d[3:5]
+    elif last == "4":
+        body = d[0:4] + "00000" + d[4]
+    else:
+        body = d[0:5] + "0000" + last
+    return system + body + check
+
+
 def normalise(text: str) -> str:
     """Strip whitespace and control characters a scanner may add around the code."""
     return "".join(ch for ch in text.strip() if ch.isprintable())
@@ -122,6 +143,11 @@ def classify(text: str, symbology: str, patterns: Sequence[PatternLike]) -> Clas
         if check_passes(code, pattern.check):
             return Classified("loyalty", code, True)
         return Classified("loyalty", code, False, f"{pattern.check} check digit is wrong")
+    if symbology == "upce":
+        upca = upce_to_upca(code)
+        if upca is None:
+            return Classified("other", code, False, "not a UPC-E code")
+        code, symbology = upca, "upca"
     if (
         (symbology in PRODUCT_SYMBOLOGIES or symbology == UNKNOWN_SYMBOLOGY)
         and code.isascii()

@@ -95,6 +95,24 @@ def test_classify_products() -> None:
     assert classify("3760000000024", "unknown", DEMO_PATTERNS).kind == "product"
 
 
+def test_upce_is_expanded_to_its_gtin_and_checked_as_upca() -> None:
+    """UPC-E 01234565 is UPC-A 012345000065 (its check digit is the UPC-A's), GTIN 0012345000065.
+
+    Read as an EAN-8 it would pass by chance here but name a product the catalog lacks, and
+    a valid UPC-E such as 04252614 (UPC-A 042100005264) would be rejected.
+    """
+    for upce, gtin in [
+        ("01234565", "0012345000065"),
+        ("04252614", "0042100005264"),
+        ("01234531", "0012300000451"),
+        ("01234543", "0012340000053"),
+    ]:
+        result = classify(upce, "upce", DEMO_PATTERNS)
+        assert (result.kind, result.code, result.valid) == ("product", gtin, True), upce
+    assert not classify("04252615", "upce", DEMO_PATTERNS).valid  # wrong check digit
+    assert classify("24252614", "upce", DEMO_PATTERNS).kind == "other"  # no number system 2
+
+
 def test_classify_other() -> None:
     """A URL in a QR code, or 13 digits in a QR code, is neither loyalty nor product."""
     assert classify("https://shop.example/", "qrcode", DEMO_PATTERNS).kind == "other"
