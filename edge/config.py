@@ -175,6 +175,21 @@ class LoyaltyPattern(_Section):
         "gs1", description="Check digit algorithm: GS1 mod 10, Luhn, or none."
     )
 
+    @model_validator(mode="after")
+    def _can_match(self) -> LoyaltyPattern:
+        # A pattern no card can satisfy would turn every loyalty scan away without a word.
+        if len(self.prefix) >= self.length:
+            raise ValueError(
+                f"prefix {self.prefix!r} leaves no room for a number of length {self.length}; "
+                "make length longer than the prefix"
+            )
+        if self.check != "none" and not self.prefix.isdigit() and self.prefix:
+            raise ValueError(
+                f"prefix {self.prefix!r} has letters but a {self.check} check digit needs digits "
+                'only; use digits or check = "none"'
+            )
+        return self
+
 
 class BarcodesConfig(_Section):
     """Camera and USB barcode scanners."""

@@ -18,7 +18,7 @@ from edge.barcodes.loyalty import (
     luhn_valid,
 )
 from edge.barcodes.scans import ScanRouter
-from edge.config import Config
+from edge.config import Config, ConfigError, parse_config
 from edge.events import Event
 from edge.privacy import hash_identifier
 
@@ -134,6 +134,23 @@ def test_config_patterns_work_as_patterns() -> None:
     """The config's LoyaltyPattern objects are accepted as they are."""
     patterns = Config().barcodes.loyalty_patterns
     assert classify(DEMO_CARD, "ean13", patterns).kind == "loyalty"
+
+
+@pytest.mark.parametrize(
+    ("pattern", "message"),
+    [
+        ({"prefix": "2900000000000", "length": 13}, "leaves no room"),
+        ({"prefix": "CARD", "length": 10, "check": "luhn"}, "needs digits only"),
+    ],
+)
+def test_config_refuses_a_pattern_no_card_can_match(
+    pattern: dict[str, object], message: str
+) -> None:
+    """A loyalty pattern that would silently turn every card away is a config error."""
+    with pytest.raises(ConfigError, match=message):
+        parse_config({"barcodes": {"loyalty_patterns": [pattern]}})
+    ok = parse_config({"barcodes": {"loyalty_patterns": [{"prefix": "CARD", "check": "none"}]}})
+    assert classify("CARD123456789", "code128", ok.barcodes.loyalty_patterns).kind == "loyalty"
 
 
 def test_duplicate_filter_scripted_timestamps() -> None:
