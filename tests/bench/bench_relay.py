@@ -27,7 +27,7 @@ from edge.catalog.store import CatalogStore
 from edge.catalog.sync import CatalogSync
 from edge.config import MqttConfig
 from edge.events import Event, new_event
-from edge.relay.mqtt import MqttRelay
+from edge.relay.mqtt import MessageHandler, MqttRelay
 from edge.relay.outbox import DB_NAME, Outbox
 from edge.relay.topics import Topics
 from tests.bench import Figure
@@ -61,16 +61,25 @@ def _wait(predicate: object, what: str) -> None:
         time.sleep(0.002)
 
 
-def _relay(broker: Mosquitto, outbox: Outbox, **overrides: object) -> MqttRelay:
+def _relay(
+    broker: Mosquitto,
+    outbox: Outbox,
+    *,
+    client_id: str = "bench-relay",
+    on_catalog: MessageHandler | None = None,
+    **overrides: object,
+) -> MqttRelay:
+    """A relay for the bench device; it subscribes to the catalog only when given a handler."""
     config = MqttConfig.model_validate({"host": "127.0.0.1", "port": broker.port, **overrides})
     return MqttRelay(
         config,
         outbox,
         TOPICS,
-        client_id="bench-relay",
+        client_id=client_id,
         birth=lambda: b'{"state":"online"}',
         will=lambda: b'{"state":"offline"}',
-        subscribe_catalog=False,
+        on_catalog=on_catalog,
+        subscribe_catalog=on_catalog is not None,
     )
 
 
@@ -208,16 +217,7 @@ def catalog_sync_s(broker: Mosquitto, folder: Path) -> float:
     store = CatalogStore(folder / "catalog.sqlite3")
     sync = CatalogSync(TOPICS, lambda: store)
     outbox = Outbox(folder / "catalog-outbox" / DB_NAME, store_id="s", device_id="d")
-    config = MqttConfig.model_validate({"host": "127.0.0.1", "port": broker.port})
-    relay = MqttRelay(
-        config,
-        outbox,
-        TOPICS,
-        client_id="bench-catalog",
-        birth=lambda: b"{}",
-        will=lambda: b"{}",
-        on_catalog=sync.offer,
-    )
+    relay = _relay(broker, outbox, client_id="bench-catalog", on_catalog=sync.offer)
     sync.start()
     start = time.perf_counter()
     relay.start()
