@@ -133,6 +133,8 @@ def fallback_config(problems: list[str], path: Path | None = None) -> Config:
     if path is not None:
         with contextlib.suppress(OSError, ValueError, tomllib.TOMLDecodeError):
             kiosk = tomllib.loads(path.read_text(encoding="utf-8")).get("kiosk", {})
+            if not isinstance(kiosk, dict):  # `kiosk = 5`: nothing usable to keep
+                kiosk = {}
             with contextlib.suppress(ValueError):
                 config.kiosk.port = kiosk.get("port", config.kiosk.port)
             with contextlib.suppress(ValueError):

@@ -17,7 +17,7 @@ import pytest
 
 from edge import daemon as daemon_module
 from edge.config import load_config
-from edge.daemon import build_services
+from edge.daemon import build_services, fallback_config
 from edge.services import Services
 from edge.supervisor import Supervisor
 from kiosk_ui.server import WebServer
@@ -278,6 +278,26 @@ def test_bad_config_serves_attention_screen(tmp_path: Path, cli_env: dict[str, s
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=10)
+
+
+@pytest.mark.parametrize(
+    ("text", "port"),
+    [
+        ("kiosk = 5\n", 8080),
+        ('[kiosk]\nport = "x"\nhost = 7\n', 8080),
+        ("[kiosk]\nport = 18099\n[mqtt]\nport = 0\n", 18099),
+        ("[kiosk\n", 8080),
+    ],
+)
+def test_attention_config_survives_any_broken_file(tmp_path: Path, text: str, port: int) -> None:
+    """The fallback keeps the kiosk's port when it is valid on its own and never raises,
+    whatever shape the broken file has (`kiosk = 5` used to crash the daemon)."""
+    path = tmp_path / "broken.toml"
+    path.write_text(text)
+    config = fallback_config(["broken"], path)
+    assert config.kiosk.port == port
+    assert config.kiosk.host == "127.0.0.1"
+    assert not config.mqtt.enabled
 
 
 @pytest.mark.parametrize("args", [["run", "--bogus"], ["nope"]])
