@@ -30,6 +30,10 @@ bp = Blueprint("takeaway", __name__)
 
 # The compare screen shows at most four products; a receipt or mail of more is not a comparison.
 MAX_SKUS: Final = 4
+# Receipts waiting for the printer beyond this are refused (the shopper is offered e-mail or
+# the QR code): once the printer is back, a long backlog would print receipts for shoppers
+# long gone, and a playful visitor cannot queue a roll's worth of paper.
+MAX_WAITING_PRINTS: Final = 5
 # What the kiosk screen says, per language (the rest of the UI has its own catalogues).
 TEXTS: Final[dict[str, dict[str, str]]] = {
     "fr": {
@@ -53,6 +57,8 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "sent": "E-mail envoyé.",
         "failed": "Désolé, l'envoi n'a pas abouti.",
         "error": "Une erreur est survenue.",
+        "busy": "L'imprimante n'est pas disponible pour le moment ; recevez ce comparatif "
+        "par e-mail ou scannez le code QR.",
     },
     "en": {
         "print": "Print",
@@ -75,6 +81,8 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "sent": "E-mail sent.",
         "failed": "Sorry, the e-mail could not be sent.",
         "error": "Something went wrong.",
+        "busy": "The printer is not available right now; get this comparison by e-mail or "
+        "scan the QR code.",
     },
 }
 
@@ -179,6 +187,10 @@ def print_receipt() -> tuple[Response, int]:
     body = _body()
     skus = _skus(body.get("skus"))
     lang = _lang(body)
+    waiting = services.printer.depth()
+    if waiting >= MAX_WAITING_PRINTS:
+        _LOGGER.warning("receipt refused: %d receipts already wait for the printer", waiting)
+        raise BadRequest(TEXTS[language_of(lang)]["busy"], 503)
     products = _products(skus)
     cfg = services.config
     ctx = ReceiptContext(

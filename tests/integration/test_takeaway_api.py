@@ -243,3 +243,32 @@ def test_actions_partial_renders_buttons_for_the_skus(daemon: InProcessDaemon) -
     assert "/static/takeaway.js" in html
     assert 'data-api="/api/takeaway"' in html
     assert empty.strip() == ""
+
+
+def test_long_printer_backlog_refuses_more_receipts(
+    daemon: InProcessDaemon, listener: PrinterListener
+) -> None:
+    """Paper out and 5 receipts waiting: the next is refused (503, in the shopper's language,
+    pointing to e-mail and QR); once the printer is back, the waiting ones print and printing
+    is offered again."""
+    from kiosk_ui.blueprints.takeaway import MAX_WAITING_PRINTS
+
+    listener.mode = "paper_out"
+    jobs = []
+    for _ in range(MAX_WAITING_PRINTS):
+        status, body, _ = call(daemon.base_url, "POST", "/api/takeaway/print", {"skus": ["TV-003"]})
+        assert status == 202
+        jobs.append(body["job_id"])
+    status, body, _ = call(
+        daemon.base_url, "POST", "/api/takeaway/print", {"skus": ["TV-003"], "lang": "fr"}
+    )
+    assert status == 503
+    assert "e-mail" in body["error"]
+    assert "QR" in body["error"]
+    assert "imprimante" in body["error"]
+    listener.mode = "ok"
+    for job in jobs:
+        wait_job(daemon.base_url, job, {"printed"})
+    status, body, _ = call(daemon.base_url, "POST", "/api/takeaway/print", {"skus": ["TV-003"]})
+    assert status == 202
+    wait_job(daemon.base_url, body["job_id"], {"printed"})
