@@ -256,7 +256,18 @@ class Daemon:
         if self.handle_signals:
             setup_logging(config.logging.level, config.logging.format)
 
-        services = build_services(config, problems)
+        try:
+            services = build_services(config, problems)
+        except (OSError, UnicodeDecodeError) as exc:
+            # The data directory (or the salt in it) is unusable: say so on the attention
+            # screen rather than dying in a systemd restart loop with a blank kiosk.
+            problems = [
+                f"device.data_dir: cannot use {config.device.data_dir} ({exc}); create it "
+                "writable by the service user or point data_dir elsewhere",
+                *problems,
+            ]
+            config = fallback_config(problems, self.config_path)
+            services = build_services(config, problems)
         self.services = services
         services.extras["config_path"] = self.config_path  # reload-config re-reads it
         services.loop = loop

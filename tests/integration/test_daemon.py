@@ -280,6 +280,20 @@ def test_bad_config_serves_attention_screen(tmp_path: Path, cli_env: dict[str, s
         proc.wait(timeout=10)
 
 
+def test_unusable_data_dir_serves_attention_screen(
+    write_config: ConfigWriter, tmp_path: Path
+) -> None:
+    """A data directory that cannot be created is named on the attention screen (the daemon
+    used to die with a traceback, leaving the kiosk blank in a restart loop)."""
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the data directory should be")
+    config = write_config(device={"data_dir": str(blocker / "data")})
+    with InProcessDaemon(config) as daemon:
+        status, body = wait_for_health(daemon.config.kiosk.port)
+    assert status == 503
+    assert any(p.startswith("device.data_dir: cannot use") for p in body["config_problems"])
+
+
 @pytest.mark.parametrize(
     ("text", "port"),
     [
