@@ -37,6 +37,10 @@ class RecordError(ValueError):
     """A recorded line is not a valid advertisement; the message says what is wrong."""
 
 
+class ReplayError(RuntimeError):
+    """The configured recording cannot be replayed; the message names it and the fix."""
+
+
 class Advertisement:
     """One received advertisement (the fields bleak's AdvertisementData has, plus time)."""
 
@@ -213,9 +217,18 @@ class ReplaySource:
 
     async def async_run(self, sink: AdvertisementSink, on_started: Callable[[], None]) -> None:
         """Replay until the end (or forever when looping)."""
-        advs = await asyncio.to_thread(load_recording, self.path)
+        try:
+            advs = await asyncio.to_thread(load_recording, self.path)
+        except OSError as exc:
+            raise ReplayError(
+                f"cannot read the recording {self.path} ({exc.strerror or exc}); fix "
+                "beacons.replay_file, or remove it to scan the radio"
+            ) from None
         if not advs:
-            raise RuntimeError(f"recording {self.path} holds no valid advertisement")
+            raise ReplayError(
+                f"recording {self.path} holds no valid advertisement; record one with "
+                "`kiosk-edge beacons record` or fix beacons.replay_file"
+            )
         first, last = advs[0].t, advs[-1].t
         self._origin_t = first
         self._origin_mono = time.monotonic()

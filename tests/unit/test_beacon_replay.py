@@ -18,6 +18,7 @@ from edge.beacons.component import BeaconsComponent, create_component
 from edge.beacons.replay import (
     Advertisement,
     RecordError,
+    ReplayError,
     ReplaySource,
     format_record,
     parse_record,
@@ -221,6 +222,20 @@ def _services(tmp_path: Path, **beacons: object) -> Services:
         None,
     )
     return Services(config=config, bus=Bus(), health=Health(), salt=DEMO_SALT)
+
+
+@pytest.mark.parametrize("content", [None, "not json\n"])
+def test_component_names_an_unusable_recording_and_the_fix(
+    tmp_path: Path, content: str | None
+) -> None:
+    """A missing or empty beacons.replay_file fails the component with one clear sentence."""
+    path = tmp_path / "trace.jsonl"
+    if content is not None:
+        path.write_text(content, encoding="utf-8")
+    component = create_component(_services(tmp_path, replay_file=str(path)))
+    assert isinstance(component, BeaconsComponent)
+    with pytest.raises(ReplayError, match=r"trace\.jsonl.*beacons\.replay_file"):
+        asyncio.run(asyncio.wait_for(component.run(), 10))
 
 
 def test_component_replays_onto_the_bus(tmp_path: Path) -> None:
