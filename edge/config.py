@@ -374,6 +374,16 @@ class PrinterConfig(_Section):
     )
     columns: Literal[32, 42, 48] = Field(48, description="Characters per line (58 mm: 32).")
     profile: str = Field("default", description="python-escpos printer profile.")
+
+    @field_validator("url")
+    @classmethod
+    def _printer_url(cls, value: str) -> str:
+        # The printer's own parser (pure, cheap): config check refuses what it would refuse.
+        from edge.takeaway.printer_url import parse_printer_url
+
+        parse_printer_url(value)  # PrinterUrlError is a ValueError naming the expected form
+        return value
+
     retry_interval_s: float = Field(5.0, ge=0.1, le=600, description="Retry delay on a fault.")
     store_name: str = Field(
         "", max_length=64, description="Name printed at the top of receipts; empty: store_id."

@@ -64,7 +64,6 @@ ROTATIONS: Final = (0, 90, 180, 270)
 KIOSK_PROGRAMS: Final = ("/usr/bin/cage", "/usr/bin/chromium")
 DEFAULT_DISPLAY_MODE: Final = "1920x1080@60D"
 MQTT_PORTS: Final = {"mqtt": 1883, "mqtts": 8883}
-PRINTER_SCHEMES: Final = ("usb", "tcp", "serial", "file")
 # kiosk-edge.service sets ProtectHome=yes: code under these is invisible to the daemon, which
 # then fails to start (status 203/EXEC or ModuleNotFoundError).
 HIDDEN_FROM_SERVICE: Final = (Path("/home"), Path("/root"), Path("/run/user"))
@@ -147,30 +146,13 @@ def parse_broker_url(url: str) -> Broker:
 
 
 def check_printer_url(url: str) -> None:
-    """usb://VID:PID, tcp://host[:port], serial:///dev/..., file:///path."""
-    parts = urlsplit(url)
-    if parts.scheme not in PRINTER_SCHEMES:
-        raise ProvisionError(
-            f"--printer {url!r} must start with usb://, tcp://, serial:// or file:// "
-            "(e.g. tcp://192.0.2.10:9100 or usb://04b8:0202)"
-        )
-    if parts.scheme == "usb" and not re.fullmatch(r"[0-9a-fA-F]{4}:[0-9a-fA-F]{4}", parts.netloc):
-        raise ProvisionError(
-            f"--printer {url!r}: give the USB vendor:product in hex, e.g. usb://04b8:0202"
-        )
-    if parts.scheme == "tcp":
-        try:
-            ok_port = parts.port is None or 0 < parts.port < 65536
-        except ValueError:
-            ok_port = False
-        if not parts.hostname or not ok_port:
-            raise ProvisionError(
-                f"--printer {url!r}: give a host and port, e.g. tcp://192.0.2.10:9100"
-            )
-    if parts.scheme in ("serial", "file") and not parts.path.startswith("/"):
-        raise ProvisionError(
-            f"--printer {url!r}: give an absolute path, e.g. serial:///dev/ttyUSB0"
-        )
+    """usb://VID:PID, tcp://host[:port], serial:///dev/..., file:///path (the printer's parser)."""
+    from edge.takeaway.printer_url import PrinterUrlError, parse_printer_url
+
+    try:
+        parse_printer_url(url)
+    except PrinterUrlError as exc:
+        raise ProvisionError(f"--printer {exc}") from None
 
 
 def render_toml(data: dict[str, Any]) -> str:

@@ -68,7 +68,8 @@ def _products(config: Config, skus: Sequence[str], catalog: str | None) -> list[
 
 def _cmd_receipt(args: argparse.Namespace) -> int:
     from edge.cli import EXIT_FAILURE, EXIT_OK, fail, optional_config
-    from edge.takeaway.printer import PrinterFault, PrinterUrlError, deliver, parse_printer_url
+    from edge.takeaway.printer import PrinterFault, deliver
+    from edge.takeaway.printer_url import PrinterUrlError, parse_printer_url
     from edge.takeaway.qr import QrError, takeaway_url
     from edge.takeaway.receipt import (
         EncodeOptions,

@@ -17,7 +17,8 @@ from edge.catalog.models import product_from_dict
 from edge.config import Config
 from edge.health import Health
 from edge.services import Services
-from edge.takeaway.printer import PrinterTarget, build_print_queue, deliver
+from edge.takeaway.printer import build_print_queue, deliver
+from edge.takeaway.printer_url import PrinterTarget
 from edge.takeaway.receipt import ReceiptContext, render_comparison
 from tests.bench import Figure
 from tests.conftest import free_port

@@ -15,8 +15,8 @@ from edge.takeaway.printer import (
     STATUS_PRINTER,
     PrinterFault,
     deliver,
-    parse_printer_url,
 )
+from edge.takeaway.printer_url import parse_printer_url
 
 JOB = b"\x1b@\x1bt\x13Caf\x82 cr\x8ame\n\x1dV\x00"
 

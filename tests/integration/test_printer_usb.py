@@ -7,7 +7,8 @@ from datetime import datetime
 
 import pytest
 
-from edge.takeaway.printer import deliver, parse_printer_url
+from edge.takeaway.printer import deliver
+from edge.takeaway.printer_url import parse_printer_url
 from edge.takeaway.receipt import ReceiptContext, render_test_page
 
 pytestmark = pytest.mark.hardware

@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from edge.takeaway.printer import (
-    PrinterTarget,
-    PrinterUrlError,
-    interpret_status,
-    parse_printer_url,
-)
+from edge.takeaway.printer import interpret_status
+from edge.takeaway.printer_url import PrinterTarget, PrinterUrlError, parse_printer_url
 
 
 @pytest.mark.parametrize(
@@ -65,3 +61,15 @@ def test_interpret_status(
 ) -> None:
     """DLE EOT answers map to the problem staff must fix."""
     assert interpret_status(printer, offline, paper) == problem
+
+
+def test_config_check_refuses_a_bad_printer_url() -> None:
+    """printer.url goes through the printer's parser when the config is checked, not at print."""
+    from edge.config import ConfigError, parse_config
+
+    with pytest.raises(ConfigError) as info:
+        parse_config({"printer": {"url": "lpt://1"}})
+    [problem] = info.value.problems
+    assert problem.key == "printer.url"
+    assert "usb://VID:PID, tcp://HOST:9100" in str(problem)
+    assert parse_config({"printer": {"url": "tcp://10.0.0.5"}}).printer.url == "tcp://10.0.0.5"
