@@ -20,6 +20,7 @@ import io
 import json
 import math
 import random
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Final
@@ -31,9 +32,13 @@ import segno
 from barcode.writer import ImageWriter
 from PIL import Image
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))  # run as a script, too
+
+from edge.barcodes.loyalty import gs1_check_digit
+
 FRAME_W: Final = 640
 FRAME_H: Final = 480
-# The committed corpus: small enough for git (a few hundred kB), varied enough for tests.
+# The committed corpus: small enough for git (about 2 MB), varied enough for tests.
 COMMITTED_SEED: Final = 20261124
 COMMITTED_COUNT: Final = 40
 HERE: Final = Path(__file__).resolve().parent
@@ -74,22 +79,16 @@ class Sample:
     tilt: float = 0.0  # perspective: larger over smaller side of the card, minus 1
 
 
-def gs1_check_digit(body: str) -> str:
-    """The GS1 mod-10 check digit for a string of digits."""
-    total = sum(int(d) * (3 if i % 2 == 0 else 1) for i, d in enumerate(reversed(body)))
-    return str((10 - total % 10) % 10)
-
-
 def random_loyalty(rng: random.Random) -> str:
     """A valid demo-format loyalty number: prefix 29, 13 digits, GS1 check digit."""
     body = "29" + "".join(rng.choice("0123456789") for _ in range(10))
-    return body + gs1_check_digit(body)
+    return body + str(gs1_check_digit(body))
 
 
 def random_ean(rng: random.Random) -> str:
     """A valid EAN-13 product code with a French (376) prefix."""
     body = "376" + "".join(rng.choice("0123456789") for _ in range(9))
-    return body + gs1_check_digit(body)
+    return body + str(gs1_check_digit(body))
 
 
 def render_code(symbology: str, text: str, module_px: int) -> np.ndarray:
