@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -431,6 +432,21 @@ class MailConfig(_Section):
         None, description="Demo: write .eml files to this folder instead of sending."
     )
 
+    @field_validator("username", "password")
+    @classmethod
+    def _ascii_login(cls, value: str) -> str:
+        # smtplib sends AUTH PLAIN / LOGIN as ASCII: anything else could never log in.
+        if not value.isascii():
+            raise ValueError("must be ASCII (SMTP login cannot send accented letters)")
+        return value
+
+    @field_validator("sender")
+    @classmethod
+    def _sender_address(cls, value: str) -> str:
+        if not re.fullmatch(r"[^@\s<>,;\"()\[\]\\]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+", value):
+            raise ValueError("must be one plain e-mail address, like kiosk@shop.example")
+        return value
+
 
 class LoggingConfig(_Section):
     """Logging."""
@@ -486,6 +502,8 @@ def _describe_error(err: Any) -> ConfigProblem:
     key = ".".join(str(p) for p in err["loc"])
     kind = err["type"]
     value = err.get("input")
+    if err["loc"] and str(err["loc"][-1]) in SECRET_KEYS:
+        value = "<secret>"  # a problem is logged and shown on /admin: never the secret itself
     if kind == "extra_forbidden":
         return ConfigProblem(key, f"unknown key (value {value!r}); remove it or check the spelling")
     ctx = err.get("ctx") or {}

@@ -54,3 +54,23 @@ def test_invalid_addresses_say_why_without_echoing(raw: str, message: str) -> No
         validate_address(raw)
     if raw.strip():
         assert raw.strip() not in str(info.value)
+
+
+def test_mail_config_refuses_what_smtp_cannot_use_without_echoing_secrets() -> None:
+    """A non-ASCII SMTP password and a malformed sender fail the config check; the problem
+    names the key, never the password (problems reach logs, doctor and /admin)."""
+    from edge.config import ConfigError, parse_config
+
+    with pytest.raises(ConfigError) as info:
+        parse_config({"mail": {"password": "été-secret-42", "sender": "Kiosk <k@shop.example>"}})
+    problems = {p.key: str(p) for p in info.value.problems}
+    assert set(problems) == {"mail.password", "mail.sender"}
+    assert "ASCII" in problems["mail.password"]
+    assert "été-secret-42" not in str(info.value)
+    assert "<secret>" in problems["mail.password"]
+    assert "kiosk@shop.example" in problems["mail.sender"]  # the example of the right form
+    with pytest.raises(ConfigError) as info:
+        parse_config({"kiosk": {"admin_password": 12345678}})
+    assert "12345678" not in str(info.value)
+    ok = parse_config({"mail": {"password": "s3cret!", "sender": "kiosk@magasin-demo.fr"}})
+    assert ok.mail.sender == "kiosk@magasin-demo.fr"
