@@ -499,6 +499,15 @@ def build_print_queue(services: Services) -> PrintQueue | None:
     config = services.config
     if not config.printer.enabled:
         return None
+    from edge.takeaway.receipt import ReceiptError, choose_codepage
+
+    try:
+        choose_codepage(config.printer.profile, config.printer.codepage)
+    except ReceiptError as exc:
+        # Every receipt would fail: no Print button on the kiosk, and store IT is told why.
+        _LOGGER.error("printing is off: %s", exc)
+        services.health.set(COMPONENT, "failed", f"printing is off: {exc}")
+        return None
     queue = PrintQueue(
         config.printer,
         config.device.data_dir,

@@ -285,3 +285,25 @@ def test_unreadable_queue_database_is_set_aside(tmp_path: Path, port: int) -> No
     assert queue.job(job) is not None
     queue.close()
     assert len(list(data.glob("print-queue.sqlite3.corrupt-*"))) == 1
+
+
+@pytest.mark.parametrize(
+    ("printer", "message"),
+    [
+        ({"profile": "NoSuchModel"}, "unknown printer profile 'NoSuchModel'"),
+        ({"profile": "TM-U220"}, "no code page with French accents"),
+        ({"profile": "simple", "codepage": "CP858"}, "set printer.codepage"),
+    ],
+)
+def test_unusable_profile_turns_printing_off_with_the_reason(
+    tmp_path: Path, port: int, printer: dict[str, str], message: str
+) -> None:
+    """A profile (or code page) no receipt can be printed with: no queue, so the kiosk shows
+    no Print button, and health says why instead of every shopper getting an error."""
+    services = make_services(tmp_path, port, **printer)
+    assert build_print_queue(services) is None
+    assert services.printer is None
+    health = services.health.get("printer")
+    assert health is not None
+    assert health.state == "failed"
+    assert message in health.reason
