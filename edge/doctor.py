@@ -30,7 +30,6 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, Literal
-from urllib.parse import urlsplit
 
 from edge.config import SECRET_SOURCES, Config
 
@@ -720,31 +719,34 @@ def _status_query(sock: socket.socket, request: bytes) -> int | None:
 
 def probe_printer(url: str) -> PrinterReading:
     """Reach the printer named by printer.url and ask a network printer for its paper status."""
-    parts = urlsplit(url)
-    scheme = parts.scheme
-    if scheme == "tcp":
-        host, port = parts.hostname or "", parts.port or 9100
+    from edge.takeaway.printer_url import PrinterUrlError, parse_printer_url
+
+    try:
+        target = parse_printer_url(url)  # the printer's own parser: same URLs accepted
+    except PrinterUrlError as exc:
+        return PrinterReading(url, False, error=str(exc))
+    if target.kind == "tcp":
         try:
-            with socket.create_connection((host, port), timeout=NET_TIMEOUT_S) as sock:
+            with socket.create_connection(
+                (target.host, target.port), timeout=NET_TIMEOUT_S
+            ) as sock:
                 sock.settimeout(STATUS_TIMEOUT_S)
                 offline = _status_query(sock, DLE_EOT_OFFLINE)
                 paper = _status_query(sock, DLE_EOT_PAPER) if offline is not None else None
         except OSError as exc:
             return PrinterReading(url, False, error=_short(exc), kind="network printer")
         return PrinterReading(url, True, paper, kind="network printer", offline_byte=offline)
-    if scheme == "usb":
-        vid_pid = (parts.netloc or parts.path.strip("/")).lower()
-        vid, _, pid = vid_pid.partition(":")
+    if target.kind == "usb":
+        vid, pid = f"{target.vendor:04x}", f"{target.product:04x}"
         for dev in SYSFS_USB_DEVICES.glob("*"):
             with contextlib.suppress(OSError):
-                if (dev / "idVendor").read_text().strip() == vid.removeprefix("0x").zfill(4) and (
-                    not pid
-                    or (dev / "idProduct").read_text().strip() == pid.removeprefix("0x").zfill(4)
+                if (dev / "idVendor").read_text().strip() == vid and (
+                    (dev / "idProduct").read_text().strip() == pid
                 ):
                     return PrinterReading(url, True, kind="USB printer")
         return PrinterReading(url, False, error="not on the USB bus", kind="USB printer")
-    if scheme == "serial":
-        path = Path(parts.path)
+    path = Path(target.path)
+    if target.kind == "serial":
         if path.exists():
             return PrinterReading(
                 url,
@@ -753,15 +755,13 @@ def probe_printer(url: str) -> PrinterReading:
                 error="" if os.access(path, os.W_OK) else "no write permission",
             )
         return PrinterReading(url, False, error=f"{path} does not exist", kind="serial printer")
-    if scheme == "file":
-        folder = Path(parts.path).parent
-        while not folder.exists() and folder != folder.parent:  # the printer creates it
-            folder = folder.parent
-        writable = folder.is_dir() and os.access(folder, os.W_OK)
-        return PrinterReading(
-            url, writable, error="" if writable else f"{folder} is not writable", kind="file"
-        )
-    return PrinterReading(url, False, error=f"unknown scheme {scheme!r}")
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:  # the printer creates it
+        folder = folder.parent
+    writable = folder.is_dir() and os.access(folder, os.W_OK)
+    return PrinterReading(
+        url, writable, error="" if writable else f"{folder} is not writable", kind="file"
+    )
 
 
 def probe_broker(config: Config, timeout: float = NET_TIMEOUT_S) -> BrokerReading:

@@ -368,3 +368,23 @@ def test_rfkill_from_a_fake_sysfs(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     result = evaluate_adapter(reading)
     assert result.status == "fail"
     assert "rfkill unblock bluetooth" in result.fix
+
+
+def test_usb_and_serial_printers_from_a_fake_tree(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """usb://VID:PID is found on a fake sysfs USB bus; a bad URL is a failure naming the form."""
+    bus = tmp_path / "usb"
+    dev = bus / "1-1.3"
+    dev.mkdir(parents=True)
+    (dev / "idVendor").write_text("04b8\n")
+    (dev / "idProduct").write_text("0202\n")
+    monkeypatch.setattr(doctor, "SYSFS_USB_DEVICES", bus)
+    assert doctor.probe_printer("usb://04B8:0202").reachable
+    missing = doctor.probe_printer("usb://04b8:0e15")
+    assert (missing.reachable, missing.error) == (False, "not on the USB bus")
+    bad = doctor.evaluate_printer(doctor.probe_printer("usb://epson"))
+    assert bad.status == "fail"
+    assert "usb://04b8:0202" in bad.detail
+    serial = doctor.probe_printer(f"serial://{tmp_path}/ttyUSB9")
+    assert (serial.reachable, serial.kind) == (False, "serial printer")
