@@ -75,9 +75,16 @@ class Supervisor:
         loop = asyncio.get_running_loop()
         attempt = 0
         trigger = self._restart_now[component.name]
+        last_failure = ""
         while True:
             started = loop.time()
-            self.health.set(component.name, "starting")
+            # Keep the last failure visible while it starts again: store IT reading healthz
+            # mid-retry must still see why (a slow failure can spend most of its time here).
+            self.health.set(
+                component.name,
+                "starting",
+                f"retrying after: {last_failure}" if last_failure else "",
+            )
             runner = asyncio.create_task(component.run(), name=f"run:{component.name}")
             waiter = asyncio.create_task(trigger.wait())
             try:
@@ -96,10 +103,12 @@ class Supervisor:
                 _LOGGER.info("component %s restarted on request", component.name)
                 self.health.restarted(component.name)
                 attempt = 0
+                last_failure = ""
                 continue
             waiter.cancel()
             exc = runner.exception() if not runner.cancelled() else None
             reason = f"{type(exc).__name__}: {exc}" if exc else "stopped unexpectedly"
+            last_failure = reason
             if loop.time() - started > STABLE_AFTER_S:
                 attempt = 0
             attempt += 1
