@@ -107,8 +107,14 @@ class Event:
 
 
 def new_event(type_: str, data: dict[str, Any], time: datetime | None = None) -> Event:
-    """Create an event of a registered type; time defaults to now (UTC)."""
+    """Create an event of a registered type; time defaults to now (UTC).
+
+    A naive time is refused here, at the source, rather than when the outbox builds the
+    envelope (where the event could only be skipped).
+    """
     event_type(type_)
+    if time is not None and time.utcoffset() is None:
+        raise ValueError(f"naive datetime {time.isoformat()}: event times must be timezone-aware")
     return Event(type=type_, data=data, time=time or datetime.now(UTC))
 
 

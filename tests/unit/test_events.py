@@ -67,6 +67,13 @@ def test_time_is_utc() -> None:
         rfc3339(datetime(2026, 1, 1))
 
 
+def test_naive_time_is_refused_at_creation() -> None:
+    """A source passing a naive time hears about it at once, not as a skipped event later."""
+    with pytest.raises(ValueError, match="timezone-aware"):
+        new_event("kiosk.search", {}, datetime(2026, 1, 1, 12, 0))
+    assert new_event("kiosk.search", {}, datetime(2026, 1, 1, tzinfo=UTC)).time.year == 2026
+
+
 def test_unknown_type_is_refused() -> None:
     """Only registered types can be created."""
     with pytest.raises(UnknownEventType, match=r"kiosk\.beacon\.enter"):
