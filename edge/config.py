@@ -506,6 +506,10 @@ def _describe_error(err: Any) -> ConfigProblem:
         value = "<secret>"  # a problem is logged and shown on /admin: never the secret itself
     if kind == "extra_forbidden":
         return ConfigProblem(key, f"unknown key (value {value!r}); remove it or check the spelling")
+    if kind in ("model_type", "dict_type"):
+        return ConfigProblem(
+            key, f"{value!r} is not a table; write [{key}] with its keys on the lines below it"
+        )
     ctx = err.get("ctx") or {}
     if kind in ("less_than_equal", "greater_than_equal", "less_than", "greater_than"):
         bound = next(iter(ctx.values()), "?")

@@ -160,3 +160,14 @@ def test_unreadable_credential_is_a_config_problem(
     assert info.value.path == path
     assert [p.key for p in info.value.problems] == ["mqtt.password"]
     assert "LoadCredential" in str(info.value)
+
+
+def test_a_section_that_is_not_a_table_says_how_to_write_it() -> None:
+    """`mqtt = 5` names the section and shows the table syntax (not pydantic's class name)."""
+    with pytest.raises(ConfigError) as info:
+        parse_config({"mqtt": 5, "beacons": {"enabled": False}, "printer": {"enabled": False}})
+    assert [str(p) for p in info.value.problems] == [
+        "mqtt: 5 is not a table; write [mqtt] with its keys on the lines below it"
+    ]
+    with pytest.raises(ConfigError, match=r"write \[mqtt\.tls\]"):
+        parse_config({"mqtt": {"tls": "yes"}})
