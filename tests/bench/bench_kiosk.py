@@ -3,23 +3,27 @@
 A catalog of 50,000 generated products (5 categories, specs, reviews on every tenth) is
 written to a fresh data directory; the whole daemon then runs in-process with the kiosk's
 real waitress server on loopback (8 threads, the configuration default), and Debian's
-``wrk`` drives it with 32 concurrent connections (2 threads) for 10 s per scenario, after a
+``wrk`` drives it with 32 concurrent connections (2 threads) for 8 s per scenario, after a
 2 s warm-up, a Lua script picking a random request among 500 distinct ones and reporting the
-95th percentile of latency. Requests carry a session cookie, as the kiosk's browser does.
+95th percentile of latency as the client sees it (queueing in the server included). Requests
+carry a session cookie, as the kiosk's browser does.
 
 - ``kiosk.search_ms_p95``: ``GET /api/products?q=...`` (FTS5 prefix search, 24 results);
 - ``kiosk.compare_ms_p95``: ``GET /api/compare?sku=..`` (2-4 products);
 - ``kiosk.page_ms_p95``: ``GET /products/<sku>`` (the full product page, HTML).
 
-Answers come from the catalog's read cache once asked (it is dropped on every catalog
-write), so ``kiosk.search_uncached_ms_p95`` also reports the same 500 searches straight from
-SQLite, one client, no cache. Each figure's peer is the same scenario's median. The machine's
-2 cores are shared with wrk and other work, so the figures are noisy; the target
-(p95 < 25 ms) is the issue's.
+Which figure is which: those three are the daemon as it runs in a store, so repeated
+requests are answered from the catalog's read cache (dropped on every catalog write). The
+``kiosk.*_uncached_ms_p95`` figures run the same scenarios again with the read cache turned
+off (every request queries SQLite and renders), and ``kiosk.search_sqlite_ms_p95`` is one
+client calling the store's search directly, no HTTP, no cache. Each figure's peer is the
+same scenario's median. The machine's 2 cores are shared with wrk and other work, so the
+figures are noisy; the target (p95 < 25 ms) is the issue's.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import re
@@ -42,7 +46,7 @@ PRODUCTS: Final = 50_000
 SEED: Final = 6
 CONNECTIONS: Final = 32
 WRK_THREADS: Final = 2
-DURATION_S: Final = 10
+DURATION_S: Final = 8
 WARMUP_S: Final = 2
 # Waitress worker threads: the configuration default (more threads only contend for the GIL).
 THREADS: Final = int(os.environ.get("KIOSK_BENCH_THREADS", "8"))
@@ -52,7 +56,14 @@ DISTINCT: Final = 500
 
 _LUA: Final = """
 local paths = {}
+local counter = 0
+setup = function(thread)
+  counter = counter + 1
+  thread:set("id", counter)
+end
 init = function(args)
+  -- Each wrk thread its own random sequence (unseeded, they would ask the same requests).
+  math.randomseed(os.time() * 100 + id)
   for line in io.lines(args[1]) do paths[#paths + 1] = line end
 end
 request = function()
@@ -275,32 +286,38 @@ def run() -> Iterator[Figure]:
         }
         cold = sorted(uncached_search_ms(data_dir, scenarios["search"]))
         yield Figure(
-            "kiosk.search_uncached_ms_p95",
+            "kiosk.search_sqlite_ms_p95",
             cold[int(len(cold) * 0.95)],
             "ms",
-            peer_name="kiosk.search_uncached_ms_p50",
+            peer_name="kiosk.search_sqlite_ms_p50",
             peer_value=cold[len(cold) // 2],
         )
         print(f"# kiosk: {len(scenarios['search'])} distinct search requests")
+        # 32 connections against 8 threads queue by design; waitress warns at every depth.
+        logging.getLogger("waitress.queue").setLevel(logging.ERROR)
         with InProcessDaemon(config) as daemon:
             base = daemon.base_url
             cookie = browser_cookie(base)
-            for name, paths in scenarios.items():
-                run_wrk(base, paths, work, WARMUP_S, cookie)
-                result = run_wrk(base, paths, work, DURATION_S, cookie)
-                if result.get("ERRORS", 0) or not result.get("REQUESTS"):
-                    raise RuntimeError(f"{name}: {result} (errors or no requests)")
-                rps = result["REQUESTS"] / DURATION_S
-                hits, misses = daemon.services.catalog.cache_stats()
-                print(
-                    f"# kiosk {name}: {rps:.0f} requests/s with {CONNECTIONS} connections; "
-                    f"catalog read cache so far {hits} hits, {misses} misses"
-                )
-                yield Figure(
-                    f"kiosk.{name}_ms_p95",
-                    result["P95_US"] / 1000,
-                    "ms",
-                    peer_name=f"kiosk.{name}_ms_p50",
-                    peer_value=result["P50_US"] / 1000,
-                    target=TARGET,
-                )
+            store = daemon.services.catalog
+            for suffix, target in (("", TARGET), ("_uncached", "")):
+                if suffix:
+                    store.set_cache_entries(0)
+                for name, paths in scenarios.items():
+                    run_wrk(base, paths, work, WARMUP_S, cookie)
+                    result = run_wrk(base, paths, work, DURATION_S, cookie)
+                    if result.get("ERRORS", 0) or not result.get("REQUESTS"):
+                        raise RuntimeError(f"{name}: {result} (errors or no requests)")
+                    rps = result["REQUESTS"] / DURATION_S
+                    hits, misses = store.cache_stats()
+                    print(
+                        f"# kiosk {name}{suffix}: {rps:.0f} requests/s with {CONNECTIONS} "
+                        f"connections; catalog read cache so far {hits} hits, {misses} misses"
+                    )
+                    yield Figure(
+                        f"kiosk.{name}{suffix}_ms_p95",
+                        result["P95_US"] / 1000,
+                        "ms",
+                        peer_name=f"kiosk.{name}{suffix}_ms_p50",
+                        peer_value=result["P50_US"] / 1000,
+                        target=target,
+                    )

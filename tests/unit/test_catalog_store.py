@@ -11,7 +11,12 @@ import pytest
 
 from edge.catalog import CatalogSink
 from edge.catalog.models import CatalogChange, Review
-from edge.catalog.store import CatalogStore, SearchQuery, fts_match_expression
+from edge.catalog.store import (
+    CatalogStore,
+    SearchQuery,
+    fts_match_expression,
+    fts_with_category,
+)
 
 
 def product(sku: str, name: str, price: float, **extra: Any) -> dict[str, Any]:
@@ -107,6 +112,41 @@ def test_search_is_accent_insensitive_prefix_and_filtered(store: CatalogStore) -
     assert [h.product.sku for h in cheap.hits] == ["TV-002"]
     by_price = store.search(SearchQuery(sort="price_asc"))
     assert [h.product.sku for h in by_price.hits] == ["HP-001", "TV-002", "TV-001"]
+
+
+def test_text_with_category_is_exact_inside_and_outside_the_index(store: CatalogStore) -> None:
+    """Text plus a category filter: only that category, even when another category's name
+    contains its words ("tv" inside "tv accessories"), and a category of no word at all."""
+    seed(store)
+    store.apply_changes(
+        [
+            CatalogChange(
+                "product", "AC-1", product("AC-1", "Support téléviseur", 29.0, category="tv stand")
+            ),
+            CatalogChange("product", "X-1", product("X-1", "Téléviseur jouet", 9.0, category="--")),
+        ]
+    )
+    tv = store.search(SearchQuery(text="televiseur", category="tv"))
+    assert {h.product.sku for h in tv.hits} == {"TV-001", "TV-002"}
+    assert tv.total == 2
+    stands = store.search(SearchQuery(text="televiseur", category="tv stand", sort="price_asc"))
+    assert [h.product.sku for h in stands.hits] == ["AC-1"]
+    odd = store.search(SearchQuery(text="televiseur", category="--"))
+    assert [h.product.sku for h in odd.hits] == ["X-1"]
+    assert fts_with_category('"a"*', 'x" OR y') == '("a"*) AND category : "x OR y"'
+
+
+def test_read_cache_can_be_turned_off(store: CatalogStore) -> None:
+    """With the cache off every read goes to SQLite (for honest measurements)."""
+    seed(store)
+    store.search(SearchQuery(text="casque"))
+    store.search(SearchQuery(text="casque"))
+    hits, _ = store.cache_stats()
+    assert hits == 1
+    store.set_cache_entries(0)
+    store.search(SearchQuery(text="casque"))
+    store.search(SearchQuery(text="casque"))
+    assert store.cache_stats()[0] == hits
 
 
 def test_search_text_cannot_inject_fts_syntax(store: CatalogStore) -> None:
