@@ -46,12 +46,16 @@ class WebServer:
         server.adj.send_bytes = 1
         self.bound_port = int(server.effective_port)
         finished = threading.Event()
+        closing = threading.Event()
 
         def serve() -> None:
             try:
                 server.run()
             except Exception:  # waitress re-raises socket errors after closing
-                _LOGGER.exception("web server stopped with an error")
+                if closing.is_set():  # our own close() pulled the socket from under select()
+                    _LOGGER.debug("web server loop ended while closing", exc_info=True)
+                else:
+                    _LOGGER.exception("web server stopped with an error")
             finally:
                 finished.set()
 
@@ -65,6 +69,7 @@ class WebServer:
                 await asyncio.sleep(0.5)
             raise RuntimeError("the web server thread ended")
         finally:
+            closing.set()
             await asyncio.get_running_loop().run_in_executor(None, self._close, server, thread)
 
     @staticmethod
