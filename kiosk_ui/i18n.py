@@ -71,13 +71,42 @@ def formatting_locale(lang: str, config_locale: str) -> str:
     return DEFAULT_REGION.get(lang, "en_GB")
 
 
-def current_language() -> str:
-    """The language of this request: the shopper's choice, else the configured default."""
-    chosen = session.get("lang")
-    if isinstance(chosen, str) and chosen in LANGUAGES:
+def profile_language(locale: str) -> str | None:
+    """The screen language of a shopper profile's locale ("en", "en_GB", "fr-FR"), if offered."""
+    lang = locale.replace("-", "_").split("_", maxsplit=1)[0].lower()
+    return lang if lang in LANGUAGES else None
+
+
+def choose_language(
+    chosen: object, chosen_in: object, session_id: str, profile_locale: str, default: str
+) -> str:
+    """The screen language: the shopper's on-screen choice, else their profile's, else default.
+
+    A profile's locale wins over a choice made before the shopper identified (the welcome
+    switches the screen to their language); a choice made after it wins over the profile.
+    """
+    profile = profile_language(profile_locale)
+    if isinstance(chosen, str) and chosen in LANGUAGES and (not profile or chosen_in == session_id):
         return chosen
-    default: str = current_app.config["KIOSK_DEFAULT_LANG"]
-    return default
+    return profile or default
+
+
+def current_language() -> str:
+    """The language of this request (see :func:`choose_language`); looked up once a request."""
+    found = g.get("_kiosk_lang")
+    if found is None:
+        manager = current_app.extensions["kiosk_services"].session
+        state = manager.snapshot() if manager is not None else None
+        found = choose_language(
+            session.get("lang"),
+            session.get("lang_session"),
+            state.session_id if state else "",
+            state.locale if state and state.identified else "",
+            current_app.config["KIOSK_DEFAULT_LANG"],
+        )
+        g._kiosk_lang = found
+    lang: str = found
+    return lang
 
 
 def _select_locale() -> str:

@@ -6,12 +6,12 @@ from __future__ import annotations
 import logging
 from datetime import date
 
-from flask import Blueprint, redirect, render_template, request, session, url_for
+from flask import Blueprint, g, redirect, render_template, request, session, url_for
 from werkzeug.wrappers import Response
 
 from kiosk_ui.i18n import LANGUAGES
 from kiosk_ui.security import require_csrf, safe_next
-from kiosk_ui.web import catalog, services, shopper_session
+from kiosk_ui.web import catalog, services, session_id, shopper_session
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -53,6 +53,10 @@ def prefs() -> Response:
     lang = request.form.get("lang")
     if lang in LANGUAGES:
         session["lang"] = lang
+        # Remembered with the session it was made in: a shopper profile's language replaces
+        # a choice made before identifying (see i18n.choose_language).
+        session["lang_session"] = session_id()
+        g.pop("_kiosk_lang", None)
     if "large" in request.form:
         session["large"] = request.form.get("large") == "1"
     return _back()

@@ -96,7 +96,11 @@
     var itsMe = document.querySelector("[data-its-me]");
     if (itsMe) { itsMe.classList.add("is-hidden"); }
     var end = document.querySelector("[data-end-session]");
-    if (end) { end.classList.remove("is-hidden"); }
+    if (end) {
+      end.classList.remove("is-hidden");
+      var endButton = end.querySelector("button");
+      if (endButton) { endButton.textContent = body.dataset.textNotMe; }
+    }
     lastActivity = Date.now();
   }
 
@@ -118,7 +122,17 @@
 
   if (window.EventSource) {
     var stream = new EventSource("/api/events");
-    stream.addEventListener("welcome", function (e) { showWelcome(parse(e)); });
+    stream.addEventListener("welcome", function (e) {
+      var data = parse(e);
+      showWelcome(data);
+      // The shopper's profile speaks another language: show this page again in it (the
+      // server now renders it so, welcome included).
+      var lang = String(data.locale || "").replace("-", "_").split("_")[0].toLowerCase();
+      var offered = (body.dataset.languages || "").split(" ");
+      if (lang && offered.indexOf(lang) >= 0 && lang !== document.documentElement.lang) {
+        window.location.replace(window.location.href);
+      }
+    });
     stream.addEventListener("cleared", function () { goHome(); });
     stream.addEventListener("product", function (e) {
       var data = parse(e);

@@ -213,7 +213,11 @@ def test_idle_reset_forgets_everything(kiosk: Kiosk, client: FlaskClient, clock:
     kiosk.session.identify(DEMO_HASH, "loyalty")
     client.post("/compare/add", data={"csrf_token": token, "sku": "TV-001"})
     html = client.get("/").get_data(as_text=True)
-    assert "Welcome, Camille!" in html
+    # Camille's profile says French: her welcome switches the screen from the English chosen
+    # before she identified; her own choice after that holds until the session ends.
+    assert "Bienvenue, Camille !" in html
+    client.post("/prefs", data={"csrf_token": token, "lang": "en"})
+    assert "Welcome, Camille!" in client.get("/").get_data(as_text=True)
     clock.now += 91
     assert kiosk.session.check_idle() is True
     html = client.get("/").get_data(as_text=True)
@@ -315,3 +319,31 @@ def test_shared_product_page_is_personal_where_it_must_be(kiosk: Kiosk) -> None:
     welcomed = first.get("/products/TV-001").get_data(as_text=True)
     assert "Bienvenue, Camille !" in welcomed
     assert "Offre Gold" in welcomed
+
+
+def test_profile_locale_switches_the_screen_until_the_session_ends(tmp_path: Path) -> None:
+    """A shopper whose profile says "en" is welcomed in English on a French kiosk (prices
+    too); a profile without a locale keeps the screen's language; the end brings French back."""
+    k = make_kiosk(tmp_path)
+    try:
+        k.services.catalog.apply_changes(
+            [
+                CatalogChange("shopper", "h-en", {"first_name": "Ann", "locale": "en-GB"}),
+                CatalogChange("shopper", "h-none", {"first_name": "Zoé"}),
+            ]
+        )
+        client = k.client()
+        assert '<html lang="fr"' in client.get("/products/TV-001").get_data(as_text=True)
+        k.session.identify("h-en", "loyalty")
+        html = client.get("/products/TV-001").get_data(as_text=True)
+        assert '<html lang="en"' in html
+        assert "Welcome, Ann!" in html
+        assert re.search(r"€\d,?\d+\.\d\d", html)
+        welcome = k.of_type("local.session.welcome")[-1]
+        assert welcome.data["locale"] == "en-GB"  # the screen reloads itself in English
+        k.session.end("ended")
+        assert '<html lang="fr"' in client.get("/products/TV-001").get_data(as_text=True)
+        k.session.identify("h-none", "loyalty")
+        assert '<html lang="fr"' in client.get("/").get_data(as_text=True)
+    finally:
+        k.services.catalog.close()
