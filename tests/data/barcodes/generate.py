@@ -278,7 +278,7 @@ def make_frame(
         "blur": blur,
         "contrast": contrast,
         "glare": has_glare,
-        "module_px": round(module, 2),
+        "module_px": round(float(module), 2),
         "tilt": round(skew, 3),
     }
     return frame, params
