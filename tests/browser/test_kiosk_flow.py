@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import time
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -49,6 +50,21 @@ def wait_live(page: Page) -> None:
     Content-Security-Policy rightly forbids.
     """
     expect(page.locator("body[data-live-open='1']")).to_have_count(1)
+
+
+def type_on_screen(page: Page, text: str) -> None:
+    """Tap ``text`` on the on-screen keyboard: shift for capitals, the accents layer for
+    accented letters (as a shopper would, with no physical keyboard)."""
+    osk = page.locator("[data-osk]")
+    for char in text:
+        plain = char.lower()
+        accented = osk.get_attribute("data-layout") == "accents"
+        wants_accent = plain in "éèêëàâäæçùûüôöœîïñ«»!?;:"
+        if wants_accent != accented:
+            osk.locator("[data-key=accents]").click()
+        if char != plain:
+            osk.locator("[data-key=shift]").click()
+        osk.locator(f'[data-key="char:{char}"]').click()
 
 
 def test_search_compare_review_welcome_scan_and_idle(daemon: InProcessDaemon, page: Page) -> None:
@@ -107,8 +123,16 @@ def test_search_compare_review_welcome_scan_and_idle(daemon: InProcessDaemon, pa
     page.locator("label[for=rating-4]").click()
     page.fill("#title", "Très belle image")
     page.fill("#text", "Les couleurs sont superbes <b>vraiment</b>, le son correct.")
-    page.fill("#author", "Camille D.")
+    # The display name typed on the on-screen keyboard (AZERTY: the page is French).
+    page.locator("#author").click()
+    osk = page.locator("[data-osk]")
+    expect(osk).to_be_visible()
+    expect(osk).to_have_attribute("data-layout", "azerty")
+    type_on_screen(page, "Camille D.")
+    expect(page.locator("#author")).to_have_value("Camille D.")
     shot(page, "kiosk-05-review-form")
+    osk.locator("[data-key=hide]").click()
+    expect(osk).to_be_hidden()
     page.locator("input[name=consent]").check()
     page.get_by_role("button", name="Envoyer mon avis").click()
     expect(page.locator("[data-thanks]")).to_contain_text("après modération")
@@ -274,3 +298,83 @@ def test_phone_nearby_its_me_and_unknown_scan(daemon: InProcessDaemon, page: Pag
     publish(daemon, "kiosk.product.scan", {"ean": "4006381333931", "source": "hid"})
     expect(page.locator("[data-toast]")).to_contain_text("pas dans notre catalogue")
     assert "/search" in page.url
+
+
+def test_on_screen_keyboard_search_layouts_and_keys(daemon: InProcessDaemon, page: Page) -> None:
+    """No physical keyboard at the kiosk: the search box gets an on-screen keyboard
+    (AZERTY in French, QWERTY in English, accents, backspace, Enter searches); it never
+    takes the caret from the field, is operable from a keyboard, and Escape closes it."""
+    page.goto(daemon.base_url + "/")
+    osk = page.locator("[data-osk]")
+    expect(osk).to_have_count(0)  # built on first use only
+    page.locator("#hero-q").click()
+    expect(osk).to_be_visible()
+    expect(osk.locator(".osk-row").nth(1)).to_have_text(re.compile(r"^\s*a\s*z\s*e\s*r\s*t\s*y"))
+    type_on_screen(page, "Télé x")
+    osk.locator("[data-key=back]").click()
+    osk.locator("[data-key=back]").click()
+    expect(page.locator("#hero-q")).to_have_value("Télé")
+    assert page.evaluate("document.activeElement.id") == "hero-q"
+    small = osk.evaluate(
+        "el => [...el.querySelectorAll('button')].filter(b => b.offsetHeight < 44).length"
+    )
+    assert small == 0
+    shot(page, "kiosk-12-on-screen-keyboard")
+    osk.locator("[data-key=enter]").click()
+    expect(page).to_have_url(re.compile(r"/search\?q=T%C3%A9l%C3%A9"))
+    expect(page.locator(".card-name").first).to_contain_text("Téléviseur")
+
+    page.get_by_role("button", name="English").click()
+    expect(page.locator("html")).to_have_attribute("lang", "en")
+    page.locator("#top-q").click()
+    expect(osk).to_have_attribute("data-layout", "qwerty")
+    expect(osk.locator(".osk-row").nth(1)).to_have_text(re.compile(r"^\s*q\s*w\s*e\s*r\s*t\s*y"))
+    # Keyboard operable: a key reached with Tab types with Enter, and Escape closes the panel.
+    osk.locator('[data-key="char:a"]').focus()
+    page.keyboard.press("Enter")
+    page.keyboard.press("Escape")
+    expect(osk).to_be_hidden()
+    expect(page.locator("#top-q")).to_be_focused()
+    assert page.locator("#top-q").input_value().endswith("a")
+
+
+def test_on_screen_keyboard_for_an_email_address(
+    write_config: ConfigWriter, tmp_path: Path, page: Page
+) -> None:
+    """The take-away e-mail field gets "@" and domain keys; the address is typed where the
+    caret is even though an e-mail input has no selection API."""
+    config = write_config(
+        kiosk={"catalog_file": str(DEMO_CATALOG)},
+        mail={"enabled": True, "outbox_dir": str(tmp_path / "mail")},
+    )
+    with InProcessDaemon(config) as running:
+        page.goto(running.base_url + "/products/TV-001")
+        page.locator("[data-takeaway] [data-action=email]").click()
+        field = page.locator("[data-takeaway] input[type=email]")
+        field.click()
+        osk = page.locator("[data-osk]")
+        expect(osk.locator('[data-key="char:.fr"]')).to_be_visible()
+        type_on_screen(page, "zoe")
+        osk.locator('[data-key="char:@"]').click()
+        type_on_screen(page, "exemple")
+        osk.locator('[data-key="char:.fr"]').click()
+        expect(field).to_have_value("zoe@exemple.fr")
+
+
+def test_welcome_switches_to_the_shoppers_language(daemon: InProcessDaemon, page: Page) -> None:
+    """A French kiosk welcomes a shopper whose profile says English in English, live; "not
+    me" ends the session and the screen is French again."""
+    daemon.services.catalog.apply_changes(
+        [CatalogChange("shopper", "h-ann", {"first_name": "Ann", "locale": "en"})]
+    )
+    page.goto(daemon.base_url + "/products/TV-001")
+    wait_live(page)
+    expect(page.locator("html")).to_have_attribute("lang", "fr")
+    publish(daemon, "kiosk.loyalty.scan", {"id_hash": "h-ann", "source": "hid"})
+    expect(page.locator("html")).to_have_attribute("lang", "en")
+    expect(page.locator("[data-welcome-title]")).to_have_text("Welcome, Ann!")
+    expect(page.get_by_role("heading", name="Specifications")).to_be_visible()
+    page.get_by_role("button", name="Not me / End session").click()
+    expect(page).to_have_url(daemon.base_url + "/")
+    expect(page.locator("html")).to_have_attribute("lang", "fr")
+    expect(page.locator("[data-welcome]")).to_be_hidden()
