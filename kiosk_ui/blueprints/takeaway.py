@@ -34,6 +34,9 @@ MAX_SKUS: Final = 4
 # the QR code): once the printer is back, a long backlog would print receipts for shoppers
 # long gone, and a playful visitor cannot queue a roll's worth of paper.
 MAX_WAITING_PRINTS: Final = 5
+# Mails waiting for the server beyond this are refused: the queue (and the addresses in it)
+# stays small through a long outage, and the kiosk cannot be used to queue a mass mailing.
+MAX_WAITING_MAILS: Final = 50
 # What the kiosk screen says, per language (the rest of the UI has its own catalogues).
 TEXTS: Final[dict[str, dict[str, str]]] = {
     "fr": {
@@ -59,6 +62,8 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "error": "Une erreur est survenue.",
         "busy": "L'imprimante n'est pas disponible pour le moment ; recevez ce comparatif "
         "par e-mail ou scannez le code QR.",
+        "busy_email": "L'envoi d'e-mails n'est pas disponible pour le moment ; scannez le "
+        "code QR pour emporter ce comparatif.",
     },
     "en": {
         "print": "Print",
@@ -83,6 +88,8 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "error": "Something went wrong.",
         "busy": "The printer is not available right now; get this comparison by e-mail or "
         "scan the QR code.",
+        "busy_email": "E-mail is not available right now; scan the QR code to take this "
+        "comparison with you.",
     },
 }
 
@@ -230,6 +237,10 @@ def email() -> tuple[Response, int]:
         raise BadRequest("give the e-mail address as 'email'")
     skus = _skus(body.get("skus"))
     lang = _lang(body)
+    waiting = services.mail.depth()
+    if waiting >= MAX_WAITING_MAILS:
+        _LOGGER.warning("mail refused: %d mails already wait for the server", waiting)
+        raise BadRequest(TEXTS[language_of(lang)]["busy_email"], 503)
     products = _products(skus)
     try:
         job_id = services.mail.submit(address, products, lang)

@@ -272,3 +272,21 @@ def test_long_printer_backlog_refuses_more_receipts(
     status, body, _ = call(daemon.base_url, "POST", "/api/takeaway/print", {"skus": ["TV-003"]})
     assert status == 202
     wait_job(daemon.base_url, body["job_id"], {"printed"})
+
+
+def test_mail_backlog_is_bounded(
+    daemon: InProcessDaemon, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Mails that cannot leave pile up only to a bound; then the kiosk offers the QR code."""
+    from kiosk_ui.blueprints import takeaway
+
+    monkeypatch.setattr(takeaway, "MAX_WAITING_MAILS", 3)
+    (tmp_path / "mail").write_text("a file where the mail folder should be")  # cannot write
+    body = {"skus": ["TV-001"], "email": ADDRESS, "consent": True, "lang": "en"}
+    for _ in range(3):
+        status, answer, _ = call(daemon.base_url, "POST", "/api/takeaway/email", body)
+        assert status == 202, answer
+    status, answer, _ = call(daemon.base_url, "POST", "/api/takeaway/email", body)
+    assert status == 503
+    assert "scan the QR code" in answer["error"]
+    assert ADDRESS not in json.dumps(answer)
