@@ -144,6 +144,18 @@ def test_small_blurred_qr_code_under_glare(decoder: FrameDecoder, seed: int) -> 
     assert [r.text for r in decoder.decode(frame)] == ["2900001234566"]
 
 
+def test_config_accepts_exactly_the_symbologies_the_decoder_reads() -> None:
+    """barcodes.symbologies (validated without importing OpenCV) and the decoder agree."""
+    from edge.barcodes.decode import SYMBOLOGIES
+    from edge.config import ConfigError, parse_config
+
+    config = parse_config({"barcodes": {"symbologies": sorted(SYMBOLOGIES)}})
+    assert set(config.barcodes.symbologies) == SYMBOLOGIES
+    with pytest.raises(ConfigError, match="unknown symbology itf"):
+        parse_config({"barcodes": {"symbologies": ["ean13", "itf"]}})
+    check_symbologies(config.barcodes.symbologies)
+
+
 def test_committed_corpus_has_every_fault_the_issue_names() -> None:
     """Rotation to 30 degrees, real perspective, blur, low contrast, glare, far and close codes.
 
