@@ -178,6 +178,13 @@ def _session_id() -> str:
     return str(session.snapshot().session_id) if session is not None else ""
 
 
+def _refuse_when_backlogged(waiting: int, limit: int, lang: str, text_key: str) -> None:
+    """503 with TEXTS[lang][text_key] (what to use instead) when ``limit`` jobs already wait."""
+    if waiting >= limit:
+        _LOGGER.warning("take-away refused (%s): %d jobs already waiting", text_key, waiting)
+        raise BadRequest(TEXTS[language_of(lang)][text_key], 503)
+
+
 def _accepted(job_id: str) -> tuple[Response, int]:
     status = url_for("takeaway.job", job_id=job_id)
     response = jsonify({"job_id": job_id, "state": "queued", "status_url": status})
@@ -194,10 +201,7 @@ def print_receipt() -> tuple[Response, int]:
     body = _body()
     skus = _skus(body.get("skus"))
     lang = _lang(body)
-    waiting = services.printer.depth()
-    if waiting >= MAX_WAITING_PRINTS:
-        _LOGGER.warning("receipt refused: %d receipts already wait for the printer", waiting)
-        raise BadRequest(TEXTS[language_of(lang)]["busy"], 503)
+    _refuse_when_backlogged(services.printer.depth(), MAX_WAITING_PRINTS, lang, "busy")
     products = _products(skus)
     cfg = services.config
     ctx = ReceiptContext(
@@ -237,10 +241,7 @@ def email() -> tuple[Response, int]:
         raise BadRequest("give the e-mail address as 'email'")
     skus = _skus(body.get("skus"))
     lang = _lang(body)
-    waiting = services.mail.depth()
-    if waiting >= MAX_WAITING_MAILS:
-        _LOGGER.warning("mail refused: %d mails already wait for the server", waiting)
-        raise BadRequest(TEXTS[language_of(lang)]["busy_email"], 503)
+    _refuse_when_backlogged(services.mail.depth(), MAX_WAITING_MAILS, lang, "busy_email")
     products = _products(skus)
     try:
         job_id = services.mail.submit(address, products, lang)
