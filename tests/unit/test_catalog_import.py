@@ -21,6 +21,18 @@ A3,Bad price,abc,,audio,,,
 """
 
 
+def catalog_cli(config: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """Run `kiosk-edge catalog ARGS --config CONFIG` and capture its output."""
+    return subprocess.run(
+        [*KIOSK_EDGE, "catalog", *args, "--config", str(config)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+
+
 def test_csv_rows_become_products_with_typed_specs() -> None:
     """Spec columns carry key, unit, direction and label; numbers and booleans are typed."""
     data = parse_csv(CSV)
@@ -95,24 +107,10 @@ def test_demo_catalog_imports_cleanly(tmp_path: Path) -> None:
 def test_cli_import_then_list_json(write_config: ConfigWriter, cli_env: dict[str, str]) -> None:
     """`catalog import` then `catalog list --json --limit 3` prints sku, name and price."""
     config = write_config()
-    done = subprocess.run(
-        [*KIOSK_EDGE, "catalog", "import", str(DEMO_CATALOG), "--config", str(config)],
-        capture_output=True,
-        text=True,
-        env=cli_env,
-        timeout=60,
-        check=False,
-    )
+    done = catalog_cli(config, cli_env, "import", str(DEMO_CATALOG))
     assert done.returncode == 0, done.stderr
     assert "imported" in done.stdout
-    listed = subprocess.run(
-        [*KIOSK_EDGE, "catalog", "list", "--json", "--limit", "3", "--config", str(config)],
-        capture_output=True,
-        text=True,
-        env=cli_env,
-        timeout=60,
-        check=False,
-    )
+    listed = catalog_cli(config, cli_env, "list", "--json", "--limit", "3")
     assert listed.returncode == 0, listed.stderr
     rows = json.loads(listed.stdout)
     assert len(rows) == 3
@@ -124,14 +122,7 @@ def test_cli_import_of_a_missing_file_exits_2(
 ) -> None:
     """A missing file is one sentence on stderr and exit status 2."""
     config = write_config()
-    done = subprocess.run(
-        [*KIOSK_EDGE, "catalog", "import", str(tmp_path / "nope.json"), "--config", str(config)],
-        capture_output=True,
-        text=True,
-        env=cli_env,
-        timeout=60,
-        check=False,
-    )
+    done = catalog_cli(config, cli_env, "import", str(tmp_path / "nope.json"))
     assert done.returncode == 2
     assert "cannot read" in done.stderr
     assert "Traceback" not in done.stderr
@@ -168,14 +159,7 @@ def test_cli_with_an_unusable_data_dir_exits_2(
 ) -> None:
     """A data directory that cannot hold the catalog is one sentence and exit status 2."""
     config = write_config(device={"data_dir": "/proc/kiosk-edge-nope"})
-    done = subprocess.run(
-        [*KIOSK_EDGE, "catalog", "list", "--config", str(config)],
-        capture_output=True,
-        text=True,
-        env=cli_env,
-        timeout=60,
-        check=False,
-    )
+    done = catalog_cli(config, cli_env, "list")
     assert done.returncode == 2
     assert "cannot open the catalog" in done.stderr
     assert "Traceback" not in done.stderr
