@@ -282,7 +282,12 @@ def _redact(value: str, address: str) -> str:
 
 def send_smtp(config: MailConfig, msg: EmailMessage, to: str) -> None:
     """Hand the message to the SMTP server (blocking); MailFailure says why it did not."""
-    context = ssl.create_default_context(cafile=str(config.ca_file) if config.ca_file else None)
+    try:
+        context = ssl.create_default_context(cafile=str(config.ca_file) if config.ca_file else None)
+    except (OSError, ssl.SSLError) as exc:
+        raise MailFailure(
+            f"cannot use mail.ca_file {config.ca_file}: {getattr(exc, 'strerror', None) or exc}"
+        ) from None
     try:
         smtp: smtplib.SMTP
         if config.security == "tls":

@@ -535,3 +535,24 @@ def test_unexpected_error_counts_as_a_try(
 
     asyncio.run(body())
     assert ADDRESS.encode() not in db_bytes(tmp_path / "data")
+
+
+def test_missing_ca_file_names_the_setting(
+    tmp_path: Path, smtp: SmtpServer, certificate: tuple[Path, Path]
+) -> None:
+    """mail.ca_file that does not exist: the mail waits with a problem naming the setting."""
+    smtp.start()
+    services = make_services(tmp_path, smtp, certificate, ca_file=tmp_path / "nope.pem")
+
+    async def body() -> None:
+        async with Running(services) as run:
+            job = run.queue.submit(ADDRESS, products(), "fr")
+            await wait_for(lambda: run.queue.job(job).attempts >= 1)  # type: ignore[union-attr]
+            state = run.queue.job(job)
+            assert state is not None
+            assert state.state == "queued"
+            assert state.problem.startswith("cannot use mail.ca_file")
+            assert "No such file" in state.problem
+
+    asyncio.run(body())
+    assert smtp.recorder.messages == []
