@@ -44,8 +44,6 @@ COMPONENT: Final = "mail"
 # Retry delays double from mail.retry_interval_s up to this: a kiosk offline for a weekend
 # still tries every half hour, not every few seconds.
 MAX_RETRY_DELAY_S: Final = 1800.0
-# Sent and dropped jobs are kept (without address) this long so the kiosk can show the outcome.
-KEEP_DONE_S: Final = 24 * 3600
 # RFC 5321 limits: 64 characters before the @, 254 for the whole path, 63 per domain label.
 MAX_LOCAL: Final = 64
 MAX_ADDRESS: Final = 254
@@ -455,10 +453,7 @@ class MailQueue(DurableQueue):
                 " problem = ?, updated = ? WHERE id = ?",
                 (state, attempts, problem, time.time(), job_id),
             )
-            self._db.execute(
-                "DELETE FROM mails WHERE state != 'queued' AND updated < ?",
-                (time.time() - KEEP_DONE_S,),
-            )
+            self._purge_done_locked()
             self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def _retry_later(self, job_id: str, attempts: int, problem: str) -> None:

@@ -48,8 +48,6 @@ _STATUS_FIXED_BITS: Final = 0x12
 # An idle printer is asked for its status this often (a TCP connect and three one-byte
 # answers): often enough that a paper-out shows before the next shopper, cheap on the link.
 IDLE_PROBE_S: Final = 60.0
-# Printed jobs are kept this long so the kiosk can show "printed", then deleted.
-KEEP_DONE_S: Final = 24 * 3600
 
 JobState = Literal["queued", "printing", "printed", "interrupted", "failed"]
 
@@ -357,6 +355,8 @@ class PrintQueue(DurableQueue):
                 " WHERE id = ?",
                 (state, problem, time.time(), keep_data, state, job_id),
             )
+            if not keep_data:
+                self._purge_done_locked()
 
     def _mark_printing(self, job_id: str) -> None:
         with self._lock:
@@ -375,10 +375,7 @@ class PrintQueue(DurableQueue):
                 " WHERE state = 'printing'",
                 (time.time(),),
             )
-            self._db.execute(
-                "DELETE FROM jobs WHERE state != 'queued' AND updated < ?",
-                (time.time() - KEEP_DONE_S,),
-            )
+            self._purge_done_locked()
         return cur.rowcount
 
     # -- printing (the supervised task) -------------------------------------------------

@@ -24,6 +24,9 @@ _LOGGER = logging.getLogger(__name__)
 
 # Waiting this long for the lock beats failing a shopper's request while a write commits.
 BUSY_TIMEOUT_S: Final = 5.0
+# Finished jobs (printed, sent, failed...) are kept this long so the kiosk can show their
+# outcome, then deleted: a kiosk that runs for months keeps a small database.
+KEEP_DONE_S: Final = 24 * 3600
 
 
 def _open(path: Path, schema: str, secure_delete: bool) -> sqlite3.Connection:
@@ -111,6 +114,14 @@ class DurableQueue:
                 tuple(values),
             )
         self._poke()
+
+    def _purge_done_locked(self) -> None:
+        """Delete jobs finished more than KEEP_DONE_S ago; call with ``_lock`` held."""
+        self._db.execute(
+            f"DELETE FROM {self.table}"  # noqa: S608 - the table name is our constant
+            " WHERE state NOT IN ('queued', 'printing') AND updated < ?",
+            (time.time() - KEEP_DONE_S,),
+        )
 
     def _poke(self) -> None:
         """Wake the draining task (from any thread) because a job was added."""

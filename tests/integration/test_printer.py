@@ -307,3 +307,26 @@ def test_unusable_profile_turns_printing_off_with_the_reason(
     assert health is not None
     assert health.state == "failed"
     assert message in health.reason
+
+
+def test_finished_jobs_are_purged_while_running(
+    tmp_path: Path, port: int, listener: PrinterListener
+) -> None:
+    """A job printed more than a day ago is deleted when the next one is printed, without a
+    restart; a queued job, however old, is kept."""
+    listener.start()
+
+    async def body() -> None:
+        async with Running(make_services(tmp_path, port)) as run:
+            old = run.queue.submit(JOB)
+            await wait_for(lambda: run.queue.job(old).state == "printed")  # type: ignore[union-attr]
+            with run.queue._lock:  # a day and a minute later
+                run.queue._db.execute(
+                    "UPDATE jobs SET updated = updated - 86460 WHERE id = ?", (old,)
+                )
+            new = run.queue.submit(JOB + b"2")
+            await wait_for(lambda: run.queue.job(new).state == "printed")  # type: ignore[union-attr]
+            assert run.queue.job(old) is None
+            assert run.queue.job(new) is not None
+
+    asyncio.run(body())
