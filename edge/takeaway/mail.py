@@ -497,16 +497,11 @@ class MailQueue(DurableQueue):
             else:
                 send_smtp(self.config, msg, to)
         except MailFailure as failure:
-            reason = _redact(failure.reason, to)
-            if failure.permanent or attempts >= self.config.max_attempts:
-                self._finish(job_id, "failed", attempts, reason)
-                return job_id, "failed", reason
-            self._retry_later(job_id, attempts, reason)
-            return job_id, None, reason
+            return self._failed_try(
+                job_id, attempts, _redact(failure.reason, to), permanent=failure.permanent
+            )
         except OSError as exc:  # the demo folder is not writable
-            reason = f"cannot write the mail file: {exc.strerror}"
-            self._retry_later(job_id, attempts, reason)
-            return job_id, None, reason
+            return self._failed_try(job_id, attempts, f"cannot write the mail file: {exc.strerror}")
         except Exception as exc:
             return self._unexpected(job_id, attempts, exc)
         self._finish(job_id, "sent", attempts)
@@ -519,8 +514,15 @@ class MailQueue(DurableQueue):
         """A failure nobody foresaw counts as a try: after mail.max_attempts the mail is
         dropped, instead of the component crashing on the same mail again and again."""
         _LOGGER.error("mail %s: unexpected error while sending", job_id, exc_info=exc)
-        reason = f"unexpected error while sending: {type(exc).__name__}"
-        if attempts >= self.config.max_attempts:
+        return self._failed_try(
+            job_id, attempts, f"unexpected error while sending: {type(exc).__name__}"
+        )
+
+    def _failed_try(
+        self, job_id: str, attempts: int, reason: str, *, permanent: bool = False
+    ) -> tuple[str, MailState | None, str]:
+        """Retry later, or drop the mail when ``permanent`` or out of mail.max_attempts."""
+        if permanent or attempts >= self.config.max_attempts:
             self._finish(job_id, "failed", attempts, reason)
             return job_id, "failed", reason
         self._retry_later(job_id, attempts, reason)

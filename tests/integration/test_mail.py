@@ -556,3 +556,27 @@ def test_missing_ca_file_names_the_setting(
 
     asyncio.run(body())
     assert smtp.recorder.messages == []
+
+
+def test_unwritable_demo_folder_counts_tries_then_drops(
+    tmp_path: Path, smtp: SmtpServer, certificate: tuple[Path, Path]
+) -> None:
+    """mail.outbox_dir that cannot be written: retried, then dropped after max_attempts like
+    any failure (it was retried forever, keeping the address)."""
+    blocked = tmp_path / "mail"
+    blocked.write_text("a file where the folder should be")
+    services = make_services(
+        tmp_path, smtp, certificate, outbox_dir=blocked, max_attempts=2, retry_interval_s=0.1
+    )
+
+    async def body() -> None:
+        async with Running(services) as run:
+            job = run.queue.submit(ADDRESS, products(), "fr")
+            await wait_for(lambda: bool(run.failed))
+            state = run.queue.job(job)
+            assert state is not None
+            assert (state.state, state.attempts) == ("failed", 2)
+            assert state.problem.startswith("cannot write the mail file")
+
+    asyncio.run(body())
+    assert ADDRESS.encode() not in db_bytes(tmp_path / "data")
