@@ -136,6 +136,32 @@ def test_text_with_category_is_exact_inside_and_outside_the_index(store: Catalog
     assert fts_with_category('"a"*', 'x" OR y') == '("a"*) AND category : "x OR y"'
 
 
+def test_search_keys_follow_every_write_and_are_built_for_an_older_file(
+    store: CatalogStore, tmp_path: Path
+) -> None:
+    """Filtered text searches read the narrow search keys: they follow price changes,
+    ratings and deletes, and a catalog written before the keys existed gets them on open."""
+    seed(store)
+    query = SearchQuery(text="televiseur", sort="price_asc", price_max=2000)
+    assert [h.product.sku for h in store.search(query).hits] == ["TV-002", "TV-001"]
+    store.apply_changes([CatalogChange("product", "TV-001", product("TV-001", "Téléviseur", 99.0))])
+    assert [h.product.sku for h in store.search(query).hits] == ["TV-001", "TV-002"]
+    review = {"id": "r1", "rating": 5, "date": "2026-05-01", "status": "approved"}
+    store.apply_changes([CatalogChange("reviews", "TV-002", {"reviews": [review]})])
+    rated = store.search(SearchQuery(text="televiseur", sort="rating", category="tv"))
+    assert rated.hits[0].product.sku == "TV-002"
+    store.apply_changes([CatalogChange("product", "TV-002", None)])
+    assert [h.product.sku for h in store.search(query).hits] == ["TV-001"]
+    # An older file: the keys table empty while products are there.
+    store._conn().execute("DELETE FROM product_keys")
+    store.close()
+    reopened = CatalogStore(tmp_path / "catalog.sqlite3")
+    try:
+        assert [h.product.sku for h in reopened.search(query).hits] == ["TV-001"]
+    finally:
+        reopened.close()
+
+
 def test_read_cache_can_be_turned_off(store: CatalogStore) -> None:
     """With the cache off every read goes to SQLite (for honest measurements)."""
     seed(store)
