@@ -201,6 +201,20 @@ def test_language_switch_and_larger_text(daemon: InProcessDaemon, page: Page) ->
     page.keyboard.press("Tab")
     focused = page.evaluate("document.activeElement.tagName")
     assert focused in ("A", "INPUT", "BUTTON")
+    ring = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
+    assert ring != "none"
+    # The whole search is doable without a pointer: focus the field, type, Enter.
+    page.locator("#top-q").focus()
+    page.keyboard.type("casque")
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(re.compile(r"/search\?q=casque"))
+    page.keyboard.press("Escape")  # the on-screen keyboard, if open, steps aside
+    for _ in range(40):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.classList.contains('card-link')"):
+            break
+    page.keyboard.press("Enter")
+    expect(page.locator("h1.product-name")).to_be_visible()
 
 
 def test_touch_targets_are_at_least_44px(daemon: InProcessDaemon, page: Page) -> None:
