@@ -92,6 +92,7 @@ class Request:
     display_mode: str = DEFAULT_DISPLAY_MODE
     venv: Path = Path(sys.prefix)
     salt_file: Path | None = None
+    base_config: Path | None = None  # a store-wide template merged under the kiosk's own file
 
 
 @dataclass(frozen=True)
@@ -194,9 +195,16 @@ CONFIG_HEADER: Final = """\
 def _config_action(req: Request, broker: Broker, root: Path) -> Action:
     path = root / CONFIG_FILE
     existing: dict[str, Any] = {}
+    if req.base_config is not None:
+        try:
+            existing = tomllib.loads(req.base_config.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise ProvisionError(
+                f"--config {req.base_config} cannot be read ({exc}); give a valid edge.toml"
+            ) from None
     if path.exists():
         try:
-            existing = tomllib.loads(path.read_text(encoding="utf-8"))
+            existing = _merge(existing, tomllib.loads(path.read_text(encoding="utf-8")))
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
             raise ProvisionError(
                 f"the existing {path} cannot be read ({exc}); fix or remove it and run again"
@@ -712,6 +720,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--dry-run", action="store_true", help="show the changes without making them"
     )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        metavar="PATH",
+        help=(
+            "a store-wide edge.toml to start from; the kiosk's existing file and the options "
+            "above take precedence (the result is written to /etc/kiosk-edge/edge.toml)"
+        ),
+    )
 
 
 def run_from_args(args: argparse.Namespace) -> int:
@@ -730,6 +747,7 @@ def run_from_args(args: argparse.Namespace) -> int:
         display_mode=args.display_mode,
         venv=args.venv,
         salt_file=args.salt_file,
+        base_config=args.config,
     )
     try:
         outcome = provision(req)

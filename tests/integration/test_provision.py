@@ -175,6 +175,35 @@ def test_keys_added_by_store_it_are_kept(image: Path) -> None:
     assert config.device.locale == "en_GB"
 
 
+def test_store_wide_config_is_the_base(image: Path, tmp_path: Path) -> None:
+    """--config gives a store-wide template; the kiosk's file and the options win over it."""
+    template = tmp_path / "store.toml"
+    template.write_text(
+        '[kiosk]\nidle_timeout_s = 120.0\n\n[device]\nstore_id = "ignored"\nlocale = "en_GB"\n'
+    )
+    assert run(image, "--config", str(template)) == 0
+    path = image / "etc/kiosk-edge/edge.toml"
+    config = load_config(path)
+    assert config.kiosk.idle_timeout_s == 120.0
+    assert config.device.store_id == "paris-01"  # --store wins over the template
+    assert config.device.locale == "fr_FR"  # so does --locale's default
+    path.write_text(path.read_text().replace("120.0", "60.0"))
+    assert run(image, "--config", str(template)) == 0
+    assert load_config(path).kiosk.idle_timeout_s == 60.0  # the kiosk's own edit is kept
+
+
+def test_unreadable_store_config_writes_nothing(
+    image: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A broken --config file is refused before anything is written."""
+    template = tmp_path / "store.toml"
+    template.write_text("[kiosk\n")
+    before = snapshot(image)
+    assert run(image, "--config", str(template)) == 2
+    assert "--config" in capsys.readouterr().err
+    assert snapshot(image) == before
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
