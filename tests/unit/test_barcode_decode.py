@@ -166,6 +166,20 @@ def test_qr_code_at_two_px_a_module_under_the_strongest_defocus(
     assert [r.text for r in decoder.decode(frame)] == ["2900001234566"]
 
 
+@pytest.mark.parametrize("seed", [26, 217])
+def test_ean13_at_two_px_a_module_under_the_strongest_defocus(
+    decoder: FrameDecoder, seed: int
+) -> None:
+    """An EAN-13 card about 2 px a bar under the corpus's strongest blur is read and confirmed
+    (enlarged and deconvolved views vote; the decoder before them left it unconfirmed)."""
+    frame, faults = GEN.make_frame(
+        random.Random(seed), np.random.default_rng(seed), "ean13", "2900001234566"
+    )
+    assert faults["module_px"] < 2.3
+    assert faults["blur"] >= 1.3
+    assert [(r.symbology, r.text) for r in decoder.decode(frame)] == [("ean13", "2900001234566")]
+
+
 def test_deblur_restores_the_contrast_of_two_px_bars() -> None:
     """Deconvolution brings blurred 2 px bars closer to the sharp ones than the blur left them."""
     sharp = np.tile(np.repeat(np.array([40, 210], np.uint8), 2), (64, 16))
