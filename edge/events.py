@@ -122,8 +122,8 @@ def rfc3339(moment: datetime) -> str:
     """RFC 3339 UTC with millisecond precision and a Z suffix."""
     if moment.tzinfo is None:
         raise ValueError("naive datetime: event times must be timezone-aware")
-    utc = moment.astimezone(UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+    # isoformat is C code, twice as fast as strftime: it ends in "+00:00" after astimezone.
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 def source_uri(store_id: str, device_id: str) -> str:
@@ -144,10 +144,14 @@ def envelope(
     store_id: str,
     device_id: str,
     sequence: int,
-    recorded_time: datetime,
+    recorded_time: datetime | str,
     outbox_epoch: str,
 ) -> dict[str, Any]:
-    """The CloudEvents 1.0 structured-mode object for an accepted event."""
+    """The CloudEvents 1.0 structured-mode object for an accepted event.
+
+    ``recorded_time`` may be given already formatted by :func:`rfc3339` (the outbox formats
+    it once per commit batch rather than once per event).
+    """
     return {
         "specversion": SPEC_VERSION,
         "id": event.id,
@@ -157,11 +161,17 @@ def envelope(
         "datacontenttype": CONTENT_TYPE,
         "data": event.data,
         "sequence": format_sequence(sequence),
-        "recordedtime": rfc3339(recorded_time),
+        "recordedtime": (
+            recorded_time if isinstance(recorded_time, str) else rfc3339(recorded_time)
+        ),
         "outboxepoch": outbox_epoch,
     }
 
 
+# One encoder for every call: json.dumps with non-default options builds a new one each time.
+_ENCODER: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, sort_keys=False)
+
+
 def to_json(obj: dict[str, Any]) -> bytes:
     """Compact, deterministic JSON bytes for the wire."""
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, sort_keys=False).encode()
+    return _ENCODER.encode(obj).encode()

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from edge.events import EVENT_TYPES, Event, new_event
-from edge.relay.outbox import DB_NAME, Outbox, read_stats
+from edge.relay.outbox import DB_NAME, Outbox, read_stats, seq_ranges
 from tests.conftest import KIOSK_EDGE
 
 
@@ -122,6 +122,32 @@ def test_delete_only_removes_acknowledged_rows(tmp_path: Path) -> None:
     assert [r.seq for r in outbox.fetch(0, 100)] == [1, 3, 5, 6, 7, 8, 9, 10]
     assert [r.seq for r in outbox.fetch(5, 2)] == [6, 7]
     assert outbox.first_sequence() == 1
+    outbox.close()
+
+
+def test_seq_ranges_merges_consecutive_sequences_in_any_order() -> None:
+    """Acks arrive out of order and twice: they become sorted, merged runs."""
+    assert seq_ranges([]) == []
+    assert seq_ranges([5]) == [(5, 5)]
+    assert seq_ranges([3, 1, 2, 2, 7, 9, 8, 11]) == [(1, 3), (7, 9), (11, 11)]
+
+
+def test_delete_by_ranges_keeps_per_type_counts_and_bytes(tmp_path: Path) -> None:
+    """Deleting out-of-order acks over mixed types leaves exactly the right rows and totals."""
+    outbox, _ = make(tmp_path)
+    scans = [new_event("kiosk.product.scan", {"ean": str(i), "source": "hid"}) for i in range(6)]
+    searches = [search(i) for i in range(6)]
+    outbox.accept([e for pair in zip(searches, scans, strict=True) for e in pair])
+    assert outbox.delete([12, 1, 3, 2, 9, 10, 12, 40]) == 6
+    stats = outbox.stats()
+    left = outbox.fetch(0, 100)
+    assert [r.seq for r in left] == [4, 5, 6, 7, 8, 11]
+    assert stats.depth == 6
+    assert stats.per_type == {"kiosk.search": 3, "kiosk.product.scan": 3}
+    assert stats.bytes == sum(len(r.payload) for r in left)
+    assert outbox.delete([4, 5, 6, 7, 8, 11]) == 6
+    assert outbox.stats().per_type == {}
+    assert outbox.stats().bytes == 0
     outbox.close()
 
 
