@@ -180,6 +180,31 @@ def test_ean13_at_two_px_a_module_under_the_strongest_defocus(
     assert [(r.symbology, r.text) for r in decoder.decode(frame)] == [("ean13", "2900001234566")]
 
 
+@pytest.mark.parametrize("seed", [638, 813])
+def test_located_but_unread_qr_code_gets_the_deep_deblurring(seed: int) -> None:
+    """A QR symbol zxing-cpp locates but cannot decode is read by the costly deblurring views."""
+    frame, faults = GEN.make_frame(
+        random.Random(seed), np.random.default_rng(seed), "qrcode", "2900001234566"
+    )
+    assert faults["blur"] >= 1.3
+    fresh = FrameDecoder(ALL)
+    assert [r.text for r in fresh.decode(frame)] == ["2900001234566"]
+    assert fresh.stats == {"located": 1, "deblur": 1}
+
+
+def test_frames_without_a_code_never_pay_for_deep_deblurring() -> None:
+    """The costly views run only where zxing-cpp located a symbol, never on clutter."""
+    fresh = FrameDecoder(ALL)
+    blank = [s for s in GEN.load_manifest(CORPUS) if not s.text]
+    assert blank
+    for s in blank:
+        frame = cv2.imread(str(CORPUS / s.file))
+        assert frame is not None, s.file
+        assert fresh.decode(frame) == []
+    assert "located" not in fresh.stats
+    assert fresh.stats.get("none") == len(blank)
+
+
 def test_deblur_restores_the_contrast_of_two_px_bars() -> None:
     """Deconvolution brings blurred 2 px bars closer to the sharp ones than the blur left them."""
     sharp = np.tile(np.repeat(np.array([40, 210], np.uint8), 2), (64, 16))
