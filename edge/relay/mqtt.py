@@ -59,6 +59,10 @@ REFUSAL_PAUSE_MIN_S: Final = 5.0
 STOP_FLUSH_S: Final = 1.0
 # Room in paho's own in-flight limit for non-outbox messages (birth, replies, health).
 DIRECT_HEADROOM: Final = 32
+# Linux TCP_CORK (None elsewhere): hold partial segments while a window is written.
+_CORK: Final = getattr(socket, "TCP_CORK", None)
+# Cork only when at least this many messages wait: two extra system calls pay off beyond it.
+CORK_MIN_PACKETS: Final = 4
 # PUBACK reason codes from 0x80 up are failures (MQTT 5, 3.4.2.1).
 FAILURE_REASON: Final = 0x80
 # A connection that lasted this long was stable: the next reconnect starts the backoff again.
@@ -172,6 +176,10 @@ class PackedProperties(Properties):
         return f"PackedProperties({self._packed!r})"
 
 
+def _ignore_register_write(_client: paho.Client, _userdata: Any, _sock: Any) -> None:
+    """The owner loop polls ``want_write()`` itself: nothing to register."""
+
+
 def _ssl_pending(sock: Any) -> int:
     """Bytes a TLS socket has decrypted but select() cannot see (0 for plain sockets)."""
     pending = getattr(sock, "pending", None)
@@ -225,6 +233,7 @@ class _Session:
     direct_mids: set[int] = field(default_factory=set)
     early: dict[int, ReasonCode] = field(default_factory=dict)
     publishing: bool = False  # inside client.publish(): a PUBACK now is "early"
+    queued: int = 0  # messages published since the last write
     buffer: collections.deque[OutboxRow] = field(default_factory=collections.deque)
     fetch_after: int = 0
     exhausted: bool = False
@@ -411,6 +420,10 @@ class MqttRelay:
         client.max_inflight_messages_set(cfg.max_inflight + DIRECT_HEADROOM)
         client.max_queued_messages_set(0)
         client.connect_timeout = CONNACK_TIMEOUT_S
+        # paho's hook for external event loops: with it set, publish() only queues the packet
+        # (without it, every publish() is its own send() right away). The owner loop writes
+        # the whole window at once when the socket is writable.
+        client.on_socket_register_write = _ignore_register_write
         if cfg.username:
             client.username_pw_set(cfg.username, cfg.password or None)
         tls = cfg.tls
@@ -500,7 +513,7 @@ class MqttRelay:
                 if rc == MQTTErrorCode.MQTT_ERR_SUCCESS and (
                     sock in writable or client.want_write()
                 ):
-                    rc = client.loop_write()
+                    rc = self._write(session, sock)
                 if rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
                     rc = client.loop_misc()
                 self._flush_acks(force=False)
@@ -516,6 +529,9 @@ class MqttRelay:
         finally:
             self._flush_acks(force=True)
             with contextlib.suppress(Exception):
+                # Back to paho's default so the DISCONNECT is written at once (a clean
+                # DISCONNECT is what keeps the broker from publishing the Last Will).
+                client.on_socket_register_write = None
                 client.disconnect()
             with contextlib.suppress(Exception):
                 sock = client.socket()
@@ -526,6 +542,22 @@ class MqttRelay:
         if session.connected_at is None:
             return 0.0
         return time.monotonic() - session.connected_at
+
+    def _write(self, session: _Session, sock: Any) -> MQTTErrorCode:
+        """``loop_write``; a window of packets goes out corked, as full TCP segments rather
+        than one segment (and one broker wake-up) per message."""
+        queued, session.queued = session.queued, 0
+        if queued < CORK_MIN_PACKETS or not _CORK:
+            return session.client.loop_write()
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, _CORK, 1)
+        except (OSError, AttributeError):
+            return session.client.loop_write()
+        try:
+            return session.client.loop_write()
+        finally:
+            with contextlib.suppress(OSError, AttributeError):
+                sock.setsockopt(socket.IPPROTO_TCP, _CORK, 0)  # uncorking sends the rest now
 
     def _wait_time(self, session: _Session) -> float:
         wait = IDLE_WAIT_S
@@ -540,8 +572,8 @@ class MqttRelay:
         info = session.client.publish(self.topics.status, self._will(), qos=1, retain=True)
         deadline = time.monotonic() + STOP_FLUSH_S
         while not info.is_published() and time.monotonic() < deadline:
+            session.client.loop_write()  # publish() only queued it (see _new_client)
             rc = session.client.loop_read() if self._readable(session, 0.05) else 0
-            session.client.loop_write()
             if rc:
                 break
 
@@ -644,6 +676,7 @@ class MqttRelay:
     ) -> paho.MQTTMessageInfo:
         """``client.publish`` with PUBACKs that arrive before it returns set aside (issue 361)."""
         session.publishing = True
+        session.queued += 1
         try:
             return session.client.publish(topic, payload, qos=qos, retain=retain, properties=props)
         finally:
