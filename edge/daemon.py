@@ -20,7 +20,8 @@ from typing import Final
 from edge import __version__
 from edge.bus import Bus
 from edge.config import Config, ConfigError, load_config
-from edge.health import Health
+from edge.events import new_event
+from edge.health import Health, state_changes
 from edge.logs import setup_logging
 from edge.privacy import load_or_create_salt
 from edge.sdnotify import Notifier, watchdog_interval_s
@@ -36,6 +37,9 @@ SHUTDOWN_TIMEOUT_S: Final = 4.0
 # broken UI must not make systemd kill the whole appliance in a restart loop).
 READY_TIMEOUT_S: Final = 10.0
 
+# How often component states are compared for kiosk.component.state events: quick enough for
+# central's alarms, cheap (a dictionary walk).
+STATE_POLL_S: Final = 1.0
 # After the kiosk serves, READY waits at most this long for other components to settle.
 SETTLE_S: Final = 3.0
 
@@ -230,17 +234,38 @@ async def _feed_watchdog(notifier: Notifier, services: Services) -> None:
         await asyncio.sleep(interval)
 
 
+async def _report_state_changes(services: Services) -> None:
+    """Publish kiosk.component.state when a component's settled state changes."""
+    settled: dict[str, str] = {}
+    while True:
+        for change in state_changes(settled, services.health.snapshot()):
+            if change["state"] == "disabled" and not change["previous"]:
+                continue  # a component the config turns off is not news
+            services.bus.publish(new_event("kiosk.component.state", change))
+        await asyncio.sleep(STATE_POLL_S)
+
+
 class Daemon:
     """One running appliance: start it, let it serve, stop it (from a signal or a test)."""
 
-    def __init__(self, config_path: Path, *, handle_signals: bool = True) -> None:
+    def __init__(
+        self,
+        config_path: Path,
+        *,
+        handle_signals: bool = True,
+        on_services: Callable[[Services], None] | None = None,
+    ) -> None:
         self.config_path = config_path
         self.handle_signals = handle_signals
+        # Called on the loop once the services exist, before any component starts (tests
+        # subscribe to the bus here so they miss nothing).
+        self.on_services = on_services
         self.services: Services | None = None
         self._stop: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._notifier = Notifier()
         self._watchdog: asyncio.Task[None] | None = None
+        self._state_reporter: asyncio.Task[None] | None = None
 
     async def async_start(self) -> Services:
         """Load the config, build services, start components; return once serving."""
@@ -288,6 +313,8 @@ class Daemon:
             config.device.store_id,
             config.device.device_id,
         )
+        if self.on_services is not None:
+            self.on_services(services)
         for component in build_components(services):
             supervisor.start(component)
 
@@ -295,6 +322,9 @@ class Daemon:
         self._notifier.ready(_status_line(services))
         self._watchdog = asyncio.create_task(
             _feed_watchdog(self._notifier, services), name="watchdog"
+        )
+        self._state_reporter = asyncio.create_task(
+            _report_state_changes(services), name="component-states"
         )
         return services
 
@@ -312,10 +342,11 @@ class Daemon:
         _LOGGER.info("shutting down")
         self._notifier.stopping()
         services.stopping.set()
-        if self._watchdog is not None:
-            self._watchdog.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watchdog
+        for task in (self._watchdog, self._state_reporter):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await services.supervisor.stop(SHUTDOWN_TIMEOUT_S)
         for hook in services.extras.get("on_shutdown", []):
             try:

@@ -89,3 +89,28 @@ class Health:
         """True when every enabled component is ok."""
         with self._lock:
             return all(c.state in ("ok", "disabled") for c in self._components.values())
+
+
+def state_changes(
+    settled: dict[str, str], snapshot: dict[str, dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Components whose settled state changed since ``settled`` (updated in place).
+
+    "starting" is not a settled state: a component that fails, restarts and fails again
+    is one change (ok -> failed), not a stream of them, so central is not flooded.
+    The first state seen for a component counts as a change from "" (so central learns of a
+    component that is failed from the start).
+    """
+    changes: list[dict[str, Any]] = []
+    for name, comp in snapshot.items():
+        state = comp["state"]
+        if state == "starting":
+            continue
+        before = settled.get(name, "")
+        if state != before:
+            settled[name] = state
+            change: dict[str, Any] = {"component": name, "state": state, "previous": before}
+            if comp.get("reason"):
+                change["reason"] = comp["reason"]
+            changes.append(change)
+    return changes

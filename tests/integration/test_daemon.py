@@ -319,3 +319,28 @@ def test_bad_usage_exits_2(args: list[str], cli_env: dict[str, str]) -> None:
     """Unknown options and commands are usage errors (exit 2)."""
     result = subprocess.run([*KIOSK_EDGE, *args], env=cli_env, capture_output=True, check=False)
     assert result.returncode == 2
+
+
+def test_component_failure_is_an_event_for_central(
+    write_config: ConfigWriter, tmp_path: Path
+) -> None:
+    """A component that fails produces one kiosk.component.state event naming it and why."""
+    from edge.events import Event
+    from tests.support.daemon import InProcessDaemon
+
+    config = write_config(beacons={"enabled": True, "replay_file": str(tmp_path / "none.jsonl")})
+    seen: list[Event] = []
+    with InProcessDaemon(
+        config, on_services=lambda s: s.bus.subscribe(seen.append, "kiosk.component.state")
+    ):
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not any(
+            e.data["component"] == "beacons" for e in seen
+        ):
+            time.sleep(0.1)
+        time.sleep(2.5)  # restarts with backoff must not repeat the event
+    beacons = [e for e in seen if e.data["component"] == "beacons"]
+    assert len(beacons) == 1, [e.data for e in seen]
+    assert beacons[0].data["state"] == "failed"
+    assert "none.jsonl" in beacons[0].data["reason"]
+    assert not [e for e in seen if e.data["state"] == "disabled"]

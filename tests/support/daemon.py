@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
@@ -19,10 +20,15 @@ class InProcessDaemon:
     `base_url` the kiosk UI (the port the kiosk actually bound).
     """
 
-    def __init__(self, config_path: Path, start_timeout: float = 20.0) -> None:
+    def __init__(
+        self,
+        config_path: Path,
+        start_timeout: float = 20.0,
+        on_services: Callable[[Services], None] | None = None,
+    ) -> None:
         self.config_path = config_path
         self.start_timeout = start_timeout
-        self.daemon = Daemon(config_path, handle_signals=False)
+        self.daemon = Daemon(config_path, handle_signals=False, on_services=on_services)
         self._thread: threading.Thread | None = None
         self._started = threading.Event()
         self._error: BaseException | None = None

@@ -160,3 +160,21 @@ def test_stop_is_bounded_when_a_component_ignores_cancellation(
     elapsed = asyncio.run(main())
     assert elapsed < 1.0
     assert "did not stop in time" in caplog.text
+
+
+def test_state_changes_ignore_restart_churn() -> None:
+    """ok -> failed is one change; failed -> starting -> failed is none; recovery is one."""
+    from edge.health import state_changes
+
+    settled: dict[str, str] = {}
+    first = state_changes(settled, {"kiosk": {"state": "ok"}, "beacons": {"state": "starting"}})
+    assert first == [{"component": "kiosk", "state": "ok", "previous": ""}]
+    failed = {"state": "failed", "reason": "OSError: no adapter"}
+    assert state_changes(settled, {"kiosk": {"state": "ok"}, "beacons": failed}) == [
+        {"component": "beacons", "state": "failed", "previous": "", "reason": "OSError: no adapter"}
+    ]
+    assert state_changes(settled, {"beacons": {"state": "starting"}}) == []
+    assert state_changes(settled, {"beacons": failed}) == []
+    assert state_changes(settled, {"beacons": {"state": "ok"}}) == [
+        {"component": "beacons", "state": "ok", "previous": "failed"}
+    ]
