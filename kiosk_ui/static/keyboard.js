@@ -6,7 +6,7 @@
 (function () {
   "use strict";
 
-  var FIELDS = "input[type=search], input[type=text], input[type=email], input:not([type]), textarea";
+  var FIELDS = "input[type=search], input[type=text], input[type=email], input[type=password], input:not([type]), textarea";
   var LETTERS = {
     fr: ["azertyuiop", "qsdfghjklm", "wxcvbn'"],
     en: ["qwertyuiop", "asdfghjkl'", "zxcvbnm"]
@@ -37,7 +37,8 @@
   }
 
   function isEmail(el) {
-    return el.type === "email" || el.inputMode === "email";
+    // Password fields get the same symbol keys: store IT's generated /admin passwords use - and _.
+    return el.type === "email" || el.inputMode === "email" || el.type === "password";
   }
 
   function key(label, action, opts) {

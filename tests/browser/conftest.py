@@ -65,3 +65,18 @@ def shot(page: Page, name: str) -> Path:
     path = ARTIFACTS_DIR / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+def type_on_screen(page: Page, text: str) -> None:
+    """Tap ``text`` on the on-screen keyboard: shift for capitals, the accents layer for
+    accented letters (as a shopper would, with no physical keyboard)."""
+    osk = page.locator("[data-osk]")
+    for char in text:
+        plain = char.lower()
+        accented = osk.get_attribute("data-layout") == "accents"
+        wants_accent = plain in "éèêëàâäæçùûüôöœîïñ«»!?;:"
+        if wants_accent != accented:
+            osk.locator("[data-key=accents]").click()
+        if char != plain:
+            osk.locator("[data-key=shift]").click()
+        osk.locator(f'[data-key="char:{char}"]').click()

@@ -10,7 +10,7 @@ from pathlib import Path
 from playwright.sync_api import Page, expect
 from werkzeug.security import generate_password_hash
 
-from tests.browser.conftest import shot
+from tests.browser.conftest import shot, type_on_screen
 from tests.conftest import ConfigWriter
 from tests.support.daemon import InProcessDaemon
 
@@ -35,7 +35,11 @@ def test_admin_sign_in_status_and_actions(
         page.click("button[type=submit]")
         expect(page.get_by_test_id("admin-error")).to_contain_text("Wrong password")
 
-        page.fill("#admin-password", PASSWORD)
+        # The kiosk has no physical keyboard: store IT types on the on-screen one.
+        page.fill("#admin-password", "")
+        page.click("#admin-password")
+        expect(page.locator("[data-osk]")).to_be_visible()
+        type_on_screen(page, PASSWORD)
         page.click("button[type=submit]")
         checks = page.get_by_test_id("admin-checks")
         expect(checks).to_be_visible()

@@ -18,7 +18,7 @@ from playwright.sync_api import Page, expect
 from edge.catalog.models import CatalogChange
 from edge.events import new_event
 from edge.privacy import hash_identifier
-from tests.browser.conftest import shot
+from tests.browser.conftest import shot, type_on_screen
 from tests.conftest import REPO_ROOT, ConfigWriter
 from tests.support.daemon import InProcessDaemon
 
@@ -50,21 +50,6 @@ def wait_live(page: Page) -> None:
     Content-Security-Policy rightly forbids.
     """
     expect(page.locator("body[data-live-open='1']")).to_have_count(1)
-
-
-def type_on_screen(page: Page, text: str) -> None:
-    """Tap ``text`` on the on-screen keyboard: shift for capitals, the accents layer for
-    accented letters (as a shopper would, with no physical keyboard)."""
-    osk = page.locator("[data-osk]")
-    for char in text:
-        plain = char.lower()
-        accented = osk.get_attribute("data-layout") == "accents"
-        wants_accent = plain in "éèêëàâäæçùûüôöœîïñ«»!?;:"
-        if wants_accent != accented:
-            osk.locator("[data-key=accents]").click()
-        if char != plain:
-            osk.locator("[data-key=shift]").click()
-        osk.locator(f'[data-key="char:{char}"]').click()
 
 
 def test_search_compare_review_welcome_scan_and_idle(daemon: InProcessDaemon, page: Page) -> None:
