@@ -668,6 +668,11 @@ class CatalogStore:
         )
         return [_row_to_product(r) for r in rows]
 
+    def image_names(self) -> list[str]:
+        """Every distinct product image (file name or URL), for the media fetcher."""
+        rows = self._conn().execute("SELECT DISTINCT image FROM products WHERE image != ''")
+        return [str(r[0]) for r in rows.fetchall()]
+
     def categories(self) -> list[tuple[str, int]]:
         """Each category with its product count, by name."""
         rows = (
@@ -683,6 +688,10 @@ class CatalogStore:
     def set_cache_entries(self, entries: int) -> None:
         """Resize the read cache; 0 turns it off (to measure or debug the uncached path)."""
         self._cache.resize(entries)
+
+    def forget_cached(self) -> None:
+        """Drop cached reads and pages now (a product image arrived or went away)."""
+        self._cache.invalidate()
 
     def cache_stats(self) -> tuple[int, int]:
         """(hits, misses) of the read cache since start."""
