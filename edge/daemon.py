@@ -94,6 +94,12 @@ def _hid_component(services: Services) -> Component | None:
     return hid_component(services)
 
 
+def _media_component(services: Services) -> Component | None:
+    from edge.catalog.media import media_component
+
+    return media_component(services)
+
+
 def _kiosk_component(services: Services) -> Component | None:
     if not services.config.kiosk.enabled:
         return None
@@ -109,6 +115,7 @@ COMPONENT_FACTORIES: list[tuple[str, ComponentFactory]] = [
     ("printer", _printer_component),  # sets services.printer before the kiosk serves
     ("mail", _mail_component),  # sets services.mail
     ("kiosk", _kiosk_component),
+    ("media", _media_component),  # remote product images kept for offline (kiosk.enabled)
     ("relay", _relay_component),  # also sets services.outbox and services.relay
     ("beacons", _beacons_component),
     ("camera", _camera_component),  # barcodes.enabled
@@ -175,16 +182,25 @@ class _RetryFactory:
         await component.run()
 
 
+def build_component(services: Services, name: str, factory: ComponentFactory) -> Component | None:
+    """Run one factory, remembering the shutdown hooks it adds (a live reload runs them when
+    it replaces the component) and wrapping a factory that raised in a retrying stand-in."""
+    hooks: list[Callable[[], None]] = services.extras.setdefault("on_shutdown", [])
+    before = len(hooks)
+    try:
+        component = factory(services)
+    except Exception as exc:
+        _LOGGER.exception("component %s could not be created; retrying with backoff", name)
+        component = _RetryFactory(name, factory, services, exc)
+    services.extras.setdefault("component_hooks", {})[name] = hooks[before:]
+    return component
+
+
 def build_components(services: Services) -> list[Component]:
     """Instantiate the enabled components; disabled ones are reported as such in health."""
     components: list[Component] = []
     for name, factory in COMPONENT_FACTORIES:
-        try:
-            component = factory(services)
-        except Exception as exc:
-            _LOGGER.exception("component %s could not be created; retrying with backoff", name)
-            components.append(_RetryFactory(name, factory, services, exc))
-            continue
+        component = build_component(services, name, factory)
         if component is None:
             services.health.register(name, "disabled")
         else:
@@ -266,6 +282,7 @@ class Daemon:
         self._notifier = Notifier()
         self._watchdog: asyncio.Task[None] | None = None
         self._state_reporter: asyncio.Task[None] | None = None
+        self._reloads: set[asyncio.Task[None]] = set()  # SIGHUP reloads under way
 
     async def async_start(self) -> Services:
         """Load the config, build services, start components; return once serving."""
@@ -306,6 +323,8 @@ class Daemon:
         if self.handle_signals:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self._stop.set)
+            # systemctl reload (ExecReload sends SIGHUP): apply the configuration live.
+            loop.add_signal_handler(signal.SIGHUP, self.request_reload)
 
         _LOGGER.info(
             "kiosk-edge %s starting (store %s, device %s)",
@@ -327,6 +346,27 @@ class Daemon:
             _report_state_changes(services), name="component-states"
         )
         return services
+
+    def request_reload(self) -> None:
+        """Re-read the configuration file and apply it live (SIGHUP); safe from any thread."""
+        if self._loop is None or self.services is None:
+            return
+        services = self.services
+
+        def start() -> None:
+            self._reloads.add(task := asyncio.create_task(self._async_reload(services)))
+            task.add_done_callback(self._reloads.discard)
+
+        self._loop.call_soon_threadsafe(start)
+
+    @staticmethod
+    async def _async_reload(services: Services) -> None:
+        from edge.reload import ReloadError, async_reload
+
+        try:
+            await async_reload(services)
+        except ReloadError as exc:
+            _LOGGER.error("reload refused, nothing changed: %s", exc)
 
     def request_stop(self) -> None:
         """Ask the daemon to shut down; safe from any thread."""
@@ -355,7 +395,7 @@ class Daemon:
                 _LOGGER.exception("shutdown hook failed")
         self._notifier.close()
         if self.handle_signals and self._loop is not None:
-            for sig in (signal.SIGTERM, signal.SIGINT):
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 self._loop.remove_signal_handler(sig)
         _LOGGER.info("stopped")
         return 0

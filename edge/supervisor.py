@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import random
+from collections.abc import Callable
 from typing import Final, Protocol
 
 from edge.health import Health
@@ -49,9 +50,11 @@ class Supervisor:
         self.health = health
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._restart_now: dict[str, asyncio.Event] = {}
+        self._components: dict[str, Component] = {}
 
     def start(self, component: Component) -> None:
         """Begin supervising a component."""
+        self._components[component.name] = component
         self.health.register(component.name)
         self._restart_now[component.name] = asyncio.Event()
         self._tasks[component.name] = asyncio.create_task(
@@ -65,6 +68,41 @@ class Supervisor:
             return False
         self._restart_now[name].set()
         return True
+
+    async def replace(
+        self,
+        name: str,
+        build: Callable[[], Component | None],
+        timeout: float = 4.0,
+    ) -> Component | None:
+        """Stop a component (bounded by ``timeout``), then build and start its successor.
+
+        ``build`` runs only after the old task has ended (or overrun its bound), so the new
+        component never shares a port, a device or a database writer with the old one. A
+        None from ``build`` leaves the component stopped and reported ``disabled``; a
+        component not supervised before (disabled until now) is simply started.
+        """
+        task = self._tasks.pop(name, None)
+        if task is not None:
+            task.cancel()
+            _, pending = await asyncio.wait({task}, timeout=timeout)
+            if pending:
+                _LOGGER.warning("component %s did not stop within %.1f s", name, timeout)
+        self._restart_now.pop(name, None)
+        self._components.pop(name, None)
+        component = build()
+        if component is None:
+            self.health.set(name, "disabled")
+            return None
+        self.health.register(name)
+        self.health.set(name, "starting")
+        self.start(component)
+        _LOGGER.info("component %s replaced", name)
+        return component
+
+    def component(self, name: str) -> Component | None:
+        """The component currently supervised under ``name`` (None if none)."""
+        return self._components.get(name)
 
     @property
     def names(self) -> list[str]:
@@ -132,3 +170,4 @@ class Supervisor:
             for task in pending:
                 _LOGGER.warning("component task %s did not stop in time", task.get_name())
         self._tasks.clear()
+        self._components.clear()

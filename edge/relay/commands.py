@@ -15,11 +15,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Final
 
 from edge import __version__
-from edge.config import ConfigError, config_path_from, load_config, redacted
 from edge.events import new_event, rfc3339
 
 _LOGGER = logging.getLogger(__name__)
@@ -31,6 +29,8 @@ MAX_ID_CHARS: Final = 128
 # How long ``identify`` flashes the kiosk screen unless told otherwise, and at most.
 IDENTIFY_DEFAULT_S: Final = 10.0
 IDENTIFY_MAX_S: Final = 300.0
+# The component that answers commands: a reload rebuilds it only after its reply is sent.
+RELAY_COMPONENT: Final = "relay"
 
 
 class CommandError(Exception):
@@ -53,6 +53,10 @@ class CommandContext:
     services: Any  # edge.services.Services
     resync_catalog: Callable[[], None] = lambda: None
     started: float = field(default_factory=time.time)
+    # Waits (bounded) until replies published so far have been written to the broker.
+    flush_replies: Callable[[], object] = lambda: None
+    # Run once the current command's reply is published (e.g. replace the relay itself).
+    after_reply: list[Callable[[], None]] = field(default_factory=list)
 
 
 CommandHandler = Callable[[CommandContext, dict[str, Any]], dict[str, Any]]
@@ -158,28 +162,27 @@ def cmd_ping(ctx: CommandContext, _args: dict[str, Any]) -> dict[str, Any]:
 
 
 def cmd_reload_config(ctx: CommandContext, _args: dict[str, Any]) -> dict[str, Any]:
-    """Re-read the configuration file and report its problems or what changed.
+    """Re-read the configuration file and apply it live (edge.reload); report what changed.
 
-    A valid file's changes take effect on the next restart of the daemon (systemd restarts
-    it on `systemctl restart kiosk-edge`); a broken one is reported and nothing changes.
+    A broken file is reported with every problem and nothing changes. Keys that cannot
+    change while running are listed under ``needs_restart``. A changed ``mqtt`` section
+    replaces this relay only after the reply is on its way (the relay is the one answering).
     """
+    from edge.reload import ReloadError, reload_from_thread, replace_later
+
     services = ctx.services
-    path = Path(services.extras.get("config_path") or config_path_from(None))
     try:
-        fresh = load_config(path)
-    except ConfigError as exc:
-        problems = [str(p) for p in exc.problems]
-        raise CommandError(f"{path} has problems: {'; '.join(problems)}") from None
-    old = redacted(services.config)
-    new = redacted(fresh)
-    changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-    return {
-        "path": str(path),
-        "valid": True,
-        "changed_sections": changed,
-        "restart_needed": bool(changed),
-        "config_hash": fresh.fingerprint(),
-    }
+        result = reload_from_thread(services, defer=(RELAY_COMPONENT,))
+    except ReloadError as exc:
+        raise CommandError(str(exc)) from None
+    if RELAY_COMPONENT in result["rebuilt_components"]:
+
+        def replace_relay() -> None:
+            ctx.flush_replies()
+            replace_later(services, RELAY_COMPONENT)
+
+        ctx.after_reply.append(replace_relay)
+    return result
 
 
 def cmd_print_test(ctx: CommandContext, _args: dict[str, Any]) -> dict[str, Any]:

@@ -36,6 +36,9 @@ COMMAND_WORKERS: Final = 1
 # Commands waiting (or running) beyond this are answered "busy" at once: a flood from central
 # or a looping script must not grow the daemon's memory without bound.
 MAX_QUEUED_COMMANDS: Final = 64
+# A reply that must leave before the relay is replaced (reload-config) waits at most this
+# long to be written; without a connection it is dropped anyway.
+REPLY_FLUSH_S: Final = 2.0
 
 
 def client_id_for(services: Services) -> str:
@@ -69,7 +72,10 @@ class RelayComponent:
             on_state=self._on_state,
         )
         self.context = commands.CommandContext(
-            services, resync_catalog=self.relay.resync_catalog, started=self.started
+            services,
+            resync_catalog=self.relay.resync_catalog,
+            started=self.started,
+            flush_replies=lambda: self.relay.flush(REPLY_FLUSH_S),
         )
         self._executor: ThreadPoolExecutor | None = None
         self._outbox_was_failing = False
@@ -119,6 +125,12 @@ class RelayComponent:
             with self._queued_lock:
                 self._queued = max(0, self._queued - 1)
         self._reply(name, answer, correlation)
+        while self.context.after_reply:
+            action = self.context.after_reply.pop(0)
+            try:
+                action()
+            except Exception:
+                _LOGGER.exception("after the %s reply: action failed", name)
 
     def _reply(self, name: str, answer: dict[str, Any], correlation: bytes | None) -> None:
         """Publish a command's answer on its reply topic, with the request's correlation data."""

@@ -331,6 +331,15 @@ class MqttRelay:
 
         self._submit(task)
 
+    def flush(self, timeout: float) -> bool:
+        """Wait until the tasks queued so far (replies) have run on the owner thread.
+
+        True once they have; False after ``timeout`` (not connected: tasks are dropped).
+        """
+        done = threading.Event()
+        self._submit(lambda _session: done.set())
+        return done.wait(timeout)
+
     def resync_catalog(self) -> None:
         """Subscribe to the retained catalog topics again: the broker resends every record."""
 

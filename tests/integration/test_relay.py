@@ -504,7 +504,7 @@ def test_commands_and_catalog_through_the_daemon(
         assert replies[b"corr-4"][1]["ok"] is False  # printer disabled in this config
         assert replies[b"corr-5"][1]["ok"] is True
         assert replies[b"corr-6"][1]["result"] == {"resubscribed": True}
-        assert replies[b"corr-7"][1]["result"]["changed_sections"] == []
+        assert replies[b"corr-7"][1]["result"]["applied_sections"] == []
         assert len(identified) == 1
         health = json.loads(central.on("/health")[-1].payload)
         assert health["cpu_temperature_c"] == 48.1
