@@ -11,6 +11,7 @@ from flask import Flask, current_app, jsonify, render_template, request, send_fr
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as WerkzeugResponse
 
+from edge.catalog.media import local_image
 from edge.catalog.store import CatalogStore, media_dir
 from edge.events import new_event
 from edge.services import Services
@@ -28,6 +29,8 @@ _HOME_PATHS: Final = ("/", "/api/session")
 # order number: such text never leaves the kiosk.
 _DIGIT_RUN: Final = re.compile(r"\d{4,}")
 _MAX_DIGITS: Final = 5
+# Product images downloaded as SVG: viewed on their own, nothing in them may run or load.
+SVG_CONTENT_SECURITY_POLICY: Final = "default-src 'none'; style-src 'unsafe-inline'; sandbox"
 
 
 def query_for_event(text: str) -> str | None:
@@ -126,7 +129,15 @@ def _http_error(exc: HTTPException) -> Any:
 
 def _media(name: str) -> WerkzeugResponse:
     folder = media_dir(services().config.device.data_dir)
-    return send_from_directory(folder, name, max_age=86400)
+    response = send_from_directory(folder, name, max_age=86400)
+    if name.lower().endswith(".svg"):  # opened on its own, an SVG must not run anything
+        response.headers["Content-Security-Policy"] = SVG_CONTENT_SECURITY_POLICY
+    return response
+
+
+def _media_name(image: str) -> str:
+    """Template global: the /media/ file for a product image, or "" for the placeholder."""
+    return local_image(image, media_dir(services().config.device.data_dir))
 
 
 def init_web(app: Flask, services_: Services) -> None:
@@ -137,3 +148,4 @@ def init_web(app: Flask, services_: Services) -> None:
     app.context_processor(_template_context)
     app.register_error_handler(HTTPException, _http_error)
     app.add_url_rule("/media/<path:name>", "media", _media)
+    app.jinja_env.globals["media_name"] = _media_name

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Final, Literal
 
 from edge.catalog.codec import product_to_dict
+from edge.catalog.media import local_image
 from edge.catalog.models import CatalogDataError, Product, product_from_dict
 from edge.config import MailConfig
 from edge.events import new_event
@@ -145,13 +146,16 @@ def _mail_image(path: Path, _mtime_ns: int, _size: int) -> tuple[bytes, str] | N
 
 
 def media_loader(folder: Path | None) -> ImageLoader:
-    """Load product images by file name from the kiosk's media folder (no network).
+    """Load product images by file name, or a URL's downloaded copy, from the media folder.
 
     SVG and other formats mail clients do not show are converted to PNG.
     """
 
     def load(name: str) -> tuple[bytes, str] | None:
-        if folder is None or not name or "/" in name or "\\" in name or name.startswith("."):
+        if folder is None:
+            return None
+        name = local_image(name, folder)  # a URL: its downloaded copy, or "" (no network)
+        if not name or "/" in name or "\\" in name or name.startswith("."):
             return None
         path = folder / name
         try:
