@@ -135,6 +135,8 @@ def test_daemon_unit_contract() -> None:
         "AF_NETLINK",
     ]
     assert d["SystemCallFilter"] == ["@system-service"]
+    # systemctl reload: SIGHUP, which the daemon answers with a live configuration reload.
+    assert d["ExecReload"] == ["/bin/kill -HUP $MAINPID"]
 
 
 def test_browser_unit_contract() -> None:
