@@ -2,7 +2,8 @@
 
 Shows the doctor's checks, component health (with a restart button each), the outbox depth
 and recent events, the printer queue, and offers a test print, "locate" (the kiosk flashes
-its screen) and a support bundle (configuration with secrets removed, recent logs, versions).
+its screen), a live configuration reload and a support bundle (configuration with secrets
+removed, recent logs, versions).
 """
 
 from __future__ import annotations
@@ -270,6 +271,28 @@ def restart() -> Any:
         supervisor.restart(name)
     _LOGGER.info("admin restarted component %s", name)
     return _done(f"Restarting {name}.")
+
+
+@bp.post("/reload-config")
+def reload_config() -> Any:
+    """Re-read the configuration file and apply it live (as `systemctl reload` does)."""
+    from edge.reload import ReloadError, reload_from_thread
+
+    _require()
+    services = services_of(current_app)
+    try:
+        result = reload_from_thread(services)
+    except ReloadError as exc:
+        return _done(f"Configuration not reloaded, nothing changed: {exc}")
+    except Exception as exc:  # a timeout or a failed rebuild must show, not crash the page
+        _LOGGER.exception("admin reload failed")
+        return _done(f"Configuration reload failed: {type(exc).__name__}: {exc}")
+    _LOGGER.info("admin reloaded the configuration")
+    applied = ", ".join(result["applied_sections"]) or "nothing changed"
+    message = f"Configuration reloaded: {applied}."
+    if result["needs_restart"]:
+        message += f" Needs a restart: {', '.join(result['needs_restart'])}."
+    return _done(message)
 
 
 def _versions() -> dict[str, Any]:

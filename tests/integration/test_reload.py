@@ -4,12 +4,14 @@ answers /api/healthz throughout."""
 
 from __future__ import annotations
 
+import http.cookiejar
 import json
 import signal
 import subprocess
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -258,6 +260,41 @@ def test_sighup_reloads(
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(5)
+
+
+def test_admin_reload_button(write_config: ConfigWriter) -> None:
+    """Store IT's "Reload configuration" on /admin applies the file; it needs the CSRF token."""
+    kiosk = {"port": free_port(), "admin_password": "demo-admin", "idle_timeout_s": 60}
+    path = write_config(kiosk=kiosk)
+    with InProcessDaemon(path) as daemon:
+        services = daemon.services
+        opener = urllib.request.build_opener(
+            urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar())
+        )
+        admin = f"{daemon.base_url}/admin"
+
+        def post(url: str, form: dict[str, str]) -> str:
+            data = urllib.parse.urlencode(form).encode()
+            with opener.open(url, data=data, timeout=30) as resp:
+                return str(resp.read().decode())
+
+        page = post(f"{admin}/login", {"password": "demo-admin"})
+        assert 'data-testid="admin-reload-config"' in page
+        csrf = page.split('name="csrf_token" value="')[1].split('"')[0]
+        write_config(kiosk={**kiosk, "idle_timeout_s": 45, "port": kiosk["port"]})
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            post(f"{admin}/reload-config", {"csrf_token": "forged"})
+        assert refused.value.code == 400
+        assert services.config.kiosk.idle_timeout_s == 60
+        page = post(f"{admin}/reload-config", {"csrf_token": csrf})
+        assert "Configuration reloaded: kiosk." in page
+        assert services.config.kiosk.idle_timeout_s == 45
+        assert services.session.idle_timeout_s == 45
+        write_config(kiosk={**kiosk, "idle_timeout_s": "soon"})
+        page = post(f"{admin}/reload-config", {"csrf_token": csrf})
+        assert "nothing changed" in page
+        assert "kiosk.idle_timeout_s" in page
+        assert services.config.kiosk.idle_timeout_s == 45
 
 
 def _answers(url: str) -> bool:
