@@ -18,6 +18,7 @@ import hashlib
 import logging
 import os
 import re
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -275,18 +276,41 @@ class MediaFetcher:
         self.clock = clock  # monotonic seconds; tests turn it to skip a backoff
         self.attempts: dict[str, Attempt] = {}
         self.last_plan = MediaPlan()
+        self._cancelled = threading.Event()
 
     async def run(self) -> None:
         """Scan the catalog, download what is missing, remove what is unused; until cancelled."""
         self.folder.mkdir(parents=True, exist_ok=True)
+        self._cancelled.clear()
         self.services.health.set(self.name, "ok")
         while True:
             await self.async_step()
             await asyncio.sleep(self.scan_s)
 
     async def async_step(self) -> MediaPlan:
-        """One round: read the catalog's URLs, then fetch and clean up on a worker thread."""
-        return await asyncio.to_thread(self.step)
+        """One round on a daemon thread: a download in progress never delays shutdown.
+
+        (``asyncio.to_thread`` would: the loop's executor is joined when the daemon exits.)
+        """
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[MediaPlan] = loop.create_future()
+
+        def work() -> None:
+            result: MediaPlan | None = None
+            error: BaseException | None = None
+            try:
+                result = self.step()
+            except BaseException as exc:  # handed to the awaiting task, which raises it
+                error = exc
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile (shutdown)
+                loop.call_soon_threadsafe(_settle, done, result, error)
+
+        threading.Thread(target=work, name="media-fetch", daemon=True).start()
+        try:
+            return await done
+        except asyncio.CancelledError:
+            self._cancelled.set()  # the thread stops before its next download
+            raise
 
     def step(self) -> MediaPlan:
         """One blocking round (worker thread or tests)."""
@@ -303,6 +327,8 @@ class MediaFetcher:
                 _LOGGER.info("removed product image %s: no product uses it any more", name)
         saved = 0
         for url in todo.fetch:
+            if self._cancelled.is_set() or self.services.stopping.is_set():
+                break
             ok, got = self._fetch_one(url)
             saved += got
             if not ok:
@@ -354,6 +380,17 @@ class MediaFetcher:
         health.metric(self.name, "queued", current.queued)
         health.metric(self.name, "cached", current.cached)
         health.metric(self.name, "failed", current.failed)
+
+
+def _settle(
+    future: asyncio.Future[MediaPlan], result: MediaPlan | None, exc: BaseException | None
+) -> None:
+    if future.done():  # the awaiting task was cancelled meanwhile
+        return
+    if exc is not None:
+        future.set_exception(exc)
+    elif result is not None:
+        future.set_result(result)
 
 
 def _listdir(folder: Path) -> list[str]:

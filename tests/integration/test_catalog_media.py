@@ -10,6 +10,7 @@ import json
 import logging
 import re
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -53,6 +54,7 @@ class ImageServer:
         self.port = free_port()
         self.files: dict[str, tuple[str, bytes]] = {}
         self.requests: list[str] = []
+        self.delay_s = 0.0  # a slow server: each answer waits this long
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -60,11 +62,12 @@ class ImageServer:
         return f"http://127.0.0.1:{self.port}{path}"
 
     def start(self) -> None:
-        files, requests = self.files, self.requests
+        files, requests, server = self.files, self.requests, self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 requests.append(self.path)
+                time.sleep(server.delay_s)
                 found = files.get(self.path)
                 if found is None:
                     self.send_error(404)
@@ -320,3 +323,30 @@ def test_component_runs_supervised_and_is_wired_with_the_kiosk(
     health = kiosk.services.health.get("media")
     assert health is not None
     assert health.state == "ok"
+
+
+def test_cancelling_does_not_wait_for_slow_downloads(
+    kiosk: Kiosk, sync: CatalogSync, server: ImageServer
+) -> None:
+    """Shutdown mid-round returns at once; the round stops before its next download."""
+    server.start()
+    server.delay_s = 2.0
+    for i in range(3):
+        server.files[f"/slow{i}.png"] = ("image/png", PNG)
+        publish_product(sync, f"S-{i}", server.url(f"/slow{i}.png"))
+    component = MediaFetcher(kiosk.services)
+
+    async def scenario() -> float:
+        task = asyncio.create_task(component.run())
+        await asyncio.sleep(0.3)  # the first download is waiting on the server
+        started = time.monotonic()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return time.monotonic() - started
+
+    began = time.monotonic()
+    assert asyncio.run(scenario()) < 0.5
+    assert time.monotonic() - began < 1.5  # asyncio.run did not join a download thread
+    time.sleep(2.5)  # the thread finishes its one download and takes no other
+    assert len(server.requests) == 1

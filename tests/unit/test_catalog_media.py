@@ -6,6 +6,8 @@ import io
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from edge.catalog.media import (
@@ -129,3 +131,25 @@ def test_local_image_never_returns_a_url(tmp_path: Path) -> None:
     assert local_image("", tmp_path) == ""
     (tmp_path / remote_name(url, "webp")).write_bytes(b"x")
     assert local_image(url, tmp_path) == remote_name(url, "webp")
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    data=st.one_of(
+        st.binary(max_size=2048),
+        st.builds(lambda tail: b"<svg " + tail, st.binary(max_size=512)),
+        st.builds(lambda tail: b"\x89PNG\r\n\x1a\n" + tail, st.binary(max_size=64)),
+    ),
+    content_type=st.text(max_size=40),
+)
+def test_check_image_fuzz(data: bytes, content_type: str) -> None:
+    """Whatever a server sends, the check accepts a known type or raises MediaRefused."""
+    reason = ""
+    try:
+        ext = check_image(data, content_type)
+    except MediaRefused as exc:
+        reason = str(exc)
+        assert reason
+    else:
+        assert ext in {"png", "jpg", "webp", "svg"}
+        assert sniff(data) == ext
