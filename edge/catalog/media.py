@@ -276,65 +276,68 @@ class MediaFetcher:
         self.clock = clock  # monotonic seconds; tests turn it to skip a backoff
         self.attempts: dict[str, Attempt] = {}
         self.last_plan = MediaPlan()
-        self._cancelled = threading.Event()
+        self._names: object = None  # the catalog's image list at the last full round
+        self._unfinished = False  # the last round stopped before trying every URL
 
     async def run(self) -> None:
-        """Scan the catalog, download what is missing, remove what is unused; until cancelled."""
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self._cancelled.clear()
-        self.services.health.set(self.name, "ok")
-        while True:
-            await self.async_step()
-            await asyncio.sleep(self.scan_s)
+        """Keep the media folder in step with the catalog on one worker thread, until cancelled.
 
-    async def async_step(self) -> MediaPlan:
-        """One round on a daemon thread: a download in progress never delays shutdown.
-
-        (``asyncio.to_thread`` would: the loop's executor is joined when the daemon exits.)
+        One long-lived daemon thread (not ``asyncio.to_thread``): the catalog keeps one SQLite
+        connection per thread, and a download in progress must never delay the daemon's exit.
         """
+        self.folder.mkdir(parents=True, exist_ok=True)
         loop = asyncio.get_running_loop()
-        done: asyncio.Future[MediaPlan] = loop.create_future()
+        failed: asyncio.Future[None] = loop.create_future()
+        stop = threading.Event()
 
         def work() -> None:
-            result: MediaPlan | None = None
-            error: BaseException | None = None
             try:
-                result = self.step()
-            except BaseException as exc:  # handed to the awaiting task, which raises it
-                error = exc
-            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile (shutdown)
-                loop.call_soon_threadsafe(_settle, done, result, error)
+                while not stop.is_set():
+                    self.step(stop)
+                    stop.wait(self.scan_s)
+            except BaseException as exc:  # handed to run(), which raises it to the supervisor
+                with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                    loop.call_soon_threadsafe(_settle, failed, exc)
 
         threading.Thread(target=work, name="media-fetch", daemon=True).start()
+        self.services.health.set(self.name, "ok")
         try:
-            return await done
-        except asyncio.CancelledError:
-            self._cancelled.set()  # the thread stops before its next download
-            raise
+            await failed
+        finally:
+            stop.set()  # the thread ends before its next download
 
-    def step(self) -> MediaPlan:
-        """One blocking round (worker thread or tests)."""
+    def step(self, stop: threading.Event | None = None) -> MediaPlan:
+        """One blocking round: fetch what is missing and due, remove what is unused."""
         catalog = self.services.catalog
         if catalog is None:  # the session component has not opened the catalog yet
             return self.last_plan
-        wanted = wanted_urls(catalog.image_names())
+        names = catalog.image_names()  # the store keeps it cached until the catalog changes
+        now = self.clock()
+        due = any(a.next_at <= now for a in self.attempts.values())
+        if names is self._names and not due and not self._unfinished:
+            return self.last_plan  # nothing changed: skip hashing and listing the folder
+        wanted = wanted_urls(names)
         for url in [u for u in self.attempts if u not in wanted]:
             del self.attempts[url]
-        todo = plan(wanted, _listdir(self.folder), self.attempts, self.clock())
+        todo = plan(wanted, _listdir(self.folder), self.attempts, now)
         for name in todo.remove:
             with contextlib.suppress(FileNotFoundError):
                 (self.folder / name).unlink()
                 _LOGGER.info("removed product image %s: no product uses it any more", name)
-        saved = 0
+        saved = tried = 0
         for url in todo.fetch:
-            if self._cancelled.is_set() or self.services.stopping.is_set():
+            if (stop is not None and stop.is_set()) or self.services.stopping.is_set():
                 break
             ok, got = self._fetch_one(url)
             saved += got
+            tried += 1
             if not ok:
                 break  # the network looks down: try the others in a later round
+        self._unfinished = tried < len(todo.fetch)
         if saved or todo.remove:
             catalog.forget_cached()  # cached pages show the placeholder or a removed file
+            names = catalog.image_names()
+        self._names = names
         self.last_plan = plan(wanted, _listdir(self.folder), self.attempts, self.clock())
         self._report(self.last_plan)
         return self.last_plan
@@ -382,15 +385,9 @@ class MediaFetcher:
         health.metric(self.name, "failed", current.failed)
 
 
-def _settle(
-    future: asyncio.Future[MediaPlan], result: MediaPlan | None, exc: BaseException | None
-) -> None:
-    if future.done():  # the awaiting task was cancelled meanwhile
-        return
-    if exc is not None:
+def _settle(future: asyncio.Future[None], exc: BaseException) -> None:
+    if not future.done():
         future.set_exception(exc)
-    elif result is not None:
-        future.set_result(result)
 
 
 def _listdir(folder: Path) -> list[str]:

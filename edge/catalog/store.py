@@ -668,10 +668,16 @@ class CatalogStore:
         )
         return [_row_to_product(r) for r in rows]
 
-    def image_names(self) -> list[str]:
-        """Every distinct product image (file name or URL), for the media fetcher."""
+    def image_names(self) -> tuple[str, ...]:
+        """Every distinct product image (file name or URL), for the media fetcher.
+
+        Cached like other reads: the same tuple object until the catalog changes.
+        """
+        return self._cached(("image_names",), self._image_names)
+
+    def _image_names(self) -> tuple[str, ...]:
         rows = self._conn().execute("SELECT DISTINCT image FROM products WHERE image != ''")
-        return [str(r[0]) for r in rows.fetchall()]
+        return tuple(str(r[0]) for r in rows.fetchall())
 
     def categories(self) -> list[tuple[str, int]]:
         """Each category with its product count, by name."""
