@@ -11,6 +11,7 @@ import logging
 import re
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -31,7 +32,8 @@ from edge.catalog.sync import CatalogSync
 from edge.daemon import COMPONENT_FACTORIES
 from edge.relay.topics import Topics
 from edge.takeaway.mail import media_loader
-from tests.conftest import free_port
+from tests.conftest import ConfigWriter, free_port
+from tests.support.daemon import InProcessDaemon
 from tests.support.kiosk_app import Kiosk, make_kiosk
 
 TOPICS = Topics("store-7", "kiosk-2")
@@ -350,3 +352,43 @@ def test_cancelling_does_not_wait_for_slow_downloads(
     assert time.monotonic() - began < 1.5  # asyncio.run did not join a download thread
     time.sleep(2.5)  # the thread finishes its one download and takes no other
     assert len(server.requests) == 1
+
+
+def _get(url: str) -> tuple[int, str, bytes]:
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        return resp.status, resp.headers.get("Content-Type", ""), resp.read()
+
+
+def test_daemon_fetches_and_reports_in_healthz(
+    write_config: ConfigWriter, server: ImageServer
+) -> None:
+    """The running daemon downloads a retained product's image, healthz shows `media`
+    counts, and the kiosk's product page over HTTP shows the local copy."""
+    server.start()
+    server.files["/d.png"] = ("image/png", PNG)
+    url = server.url("/d.png")
+    with InProcessDaemon(write_config()) as daemon:
+        sync = CatalogSync(TOPICS, lambda: daemon.services.catalog, linger_s=0.0)
+        sync.start()
+        try:
+            publish_product(sync, "D-1", url)
+        finally:
+            sync.stop()
+        base = daemon.base_url
+        deadline = time.monotonic() + 15
+        while True:
+            with urllib.request.urlopen(base + "/api/healthz", timeout=5) as resp:
+                media = json.loads(resp.read())["components"]["media"]
+            if media.get("metrics", {}).get("cached") == 1:
+                break
+            assert time.monotonic() < deadline, media
+            time.sleep(0.2)
+        assert media["state"] == "ok"
+        assert media["metrics"] == {"queued": 0, "cached": 1, "failed": 0}
+        _, _, page = _get(base + "/products/D-1")
+        html = page.decode()
+        name = remote_name(url, "png")
+        assert f'src="/media/{name}"' in html
+        assert "127.0.0.1:" + str(server.port) not in html
+        status, ctype, body = _get(f"{base}/media/{name}")
+        assert (status, ctype, body) == (200, "image/png", PNG)
