@@ -31,6 +31,7 @@ RESTART_ONLY: Final = (
     "device.device_id",
     "device.data_dir",
     "device.identity_salt",
+    "kiosk.enabled",
     "kiosk.host",
     "kiosk.port",
     "kiosk.threads",
@@ -60,6 +61,11 @@ COMPONENT_SECTIONS: Final[dict[str, tuple[str, ...]]] = {
     # system_checks(config) reads device (data_dir) and beacons (adapter).
     "doctor": ("device", "beacons"),
 }
+# What a replaced component opened is released before its successor is built (one writer
+# per outbox or queue), except for these: other threads (kiosk requests, catalog batches)
+# read the session's catalog through services.catalog, so the old store is closed only this
+# long after the new one is in place, letting work in flight on it finish.
+CLOSE_LATER_S: Final[dict[str, float]] = {"session": 5.0}
 # Bounded stop of a replaced component, as at shutdown.
 REPLACE_TIMEOUT_S: Final = 4.0
 # How long a remote or admin caller waits for a reload to finish on the loop.
@@ -134,6 +140,16 @@ COMPONENT_SETS: Final[dict[str, tuple[str, ...]]] = {
 }
 
 
+def _release_later(
+    hooks: list[Callable[[], None]], all_hooks: list[Callable[[], None]], name: str
+) -> None:
+    """Run a replaced component's hooks once (unless shutdown already ran them)."""
+    pending = [hook for hook in hooks if hook in all_hooks]
+    for hook in pending:
+        all_hooks.remove(hook)
+    _run_hooks(pending, name)
+
+
 async def async_replace(services: Services, name: str) -> None:
     """Stop one component, release what its factory opened, build it again and start it."""
     from edge.daemon import build_component
@@ -144,16 +160,23 @@ async def async_replace(services: Services, name: str) -> None:
         "component_hooks", {}
     )
 
+    loop = asyncio.get_running_loop()
+    delay = CLOSE_LATER_S.get(name)
+
     def build() -> Any:
         old_hooks = per_component.pop(name, [])
-        for hook in old_hooks:
-            if hook in all_hooks:
-                all_hooks.remove(hook)
-        _run_hooks(old_hooks, name)
+        if delay is None:
+            for hook in old_hooks:
+                if hook in all_hooks:
+                    all_hooks.remove(hook)
+            _run_hooks(old_hooks, name)
         component = build_component(services, name, factory)
         if component is None:
             for attribute in COMPONENT_SETS.get(name, ()):
                 setattr(services, attribute, None)
+        if delay is not None:
+            # Stays in on_shutdown until then: a shutdown before the delay still closes it.
+            loop.call_later(delay, _release_later, old_hooks, all_hooks, name)
         return component
 
     await services.supervisor.replace(name, build, REPLACE_TIMEOUT_S)

@@ -166,8 +166,10 @@ class RelayComponent:
         with self._queued_lock:
             self._queued = 0  # commands cancelled with the last executor never finished
         self.sync.start()
-        self.relay.start()
+        # Before start(): a quick connect reports "ok" from the MQTT thread, which this line
+        # used to overwrite, leaving a connected relay "degraded" until its next reconnect.
         services.health.set(NAME, "degraded", "connecting to the broker")
+        self.relay.start()
         loop = asyncio.get_running_loop()
         next_health = loop.time() + 2.0
         try:

@@ -23,6 +23,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from edge import reload as reload_module
 from tests.conftest import KIOSK_EDGE, REPO_ROOT, ConfigWriter, free_port
 from tests.support.daemon import InProcessDaemon
 from tests.support.mosquitto import Mosquitto
@@ -115,9 +116,10 @@ def broker(tmp_path: Path) -> Iterator[Mosquitto]:
 
 
 def test_reload_config_applies_live(
-    tmp_path: Path, broker: Mosquitto, write_config: ConfigWriter
+    tmp_path: Path, broker: Mosquitto, write_config: ConfigWriter, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Changed sections apply at once; a broken file or a new store id changes nothing."""
+    monkeypatch.setitem(reload_module.CLOSE_LATER_S, "session", 0.5)
     kiosk_port = free_port()
     printer_port = free_port()  # nobody listens: the printer is degraded, still rebuilt
 
@@ -145,6 +147,7 @@ def test_reload_config_applies_live(
         probe = HealthzProbe(f"{daemon.base_url}/api/healthz")
         try:
             old_printer, old_session = services.printer, services.session
+            old_catalog = services.catalog
             supervisor = services.supervisor
             old_beacons = supervisor.component("beacons")
             old_kiosk = supervisor.component("kiosk")
@@ -169,6 +172,10 @@ def test_reload_config_applies_live(
             assert beacons is not old_beacons
             assert beacons.engine.settings.exit_after_s == 4
             assert supervisor.component("kiosk") is old_kiosk  # the web server never stopped
+            # The old catalog serves requests in flight a little longer, then it is closed.
+            assert services.catalog is not old_catalog
+            assert old_catalog.count_products() == services.catalog.count_products()
+            wait_until(lambda: old_catalog._closed, 5, "the old catalog closed")
             wait_until(lambda: services.health.get("beacons").state == "ok", 10, "beacons ok")
             fingerprint = services.config.fingerprint()
 
