@@ -61,6 +61,7 @@ ensure_venv() {
 RUNTIME_APT=(python3-venv libzbar0 mosquitto libcairo2)
 # shellcheck disable=SC2034
 # Packages the tests need: Chromium for browser tests, D-Bus and headers for dbus-python,
+# python3-dev (Python.h, and libc6-dev with it) as dbus-python and evdev build from source,
 # systemd-analyze for unit checks, wrk for load benchmarks, openssl for test certificates.
-TEST_APT=(python3-venv libzbar0 mosquitto chromium dbus libdbus-1-dev libglib2.0-dev pkg-config
-          gcc systemd openssl wrk fonts-dejavu-core libcairo2)
+TEST_APT=(python3-venv python3-dev libzbar0 mosquitto chromium dbus libdbus-1-dev libglib2.0-dev
+          pkg-config gcc systemd openssl wrk fonts-dejavu-core libcairo2)
