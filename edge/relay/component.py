@@ -16,12 +16,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final
 
-from paho.mqtt.packettypes import PacketTypes
-
 from edge.catalog.sync import CatalogSync
 from edge.events import EVENT_TYPES, Event, to_json
 from edge.relay import commands, status
-from edge.relay.mqtt import MqttRelay, new_properties
+from edge.relay.mqtt import MqttRelay, json_publish_properties
 from edge.relay.outbox import Outbox
 from edge.relay.topics import Topics
 from edge.services import Services
@@ -137,10 +135,7 @@ class RelayComponent:
         answer["device"] = self.topics.device
         props = None
         if self.relay.v5:
-            props = new_properties(PacketTypes.PUBLISH)
-            props.ContentType = "application/json"
-            if correlation is not None:
-                props.CorrelationData = correlation
+            props = json_publish_properties(correlation)
         try:
             reply_topic = self.topics.reply(name)
         except ValueError:

@@ -94,6 +94,15 @@ def new_properties(packet_type: int) -> Properties:
     return Properties(packet_type)  # type: ignore[no-untyped-call]
 
 
+def json_publish_properties(correlation: bytes | None = None) -> Properties:
+    """MQTT 5 PUBLISH properties for a JSON payload, with a request's correlation data."""
+    props = new_properties(PacketTypes.PUBLISH)
+    props.ContentType = "application/json"
+    if correlation is not None:
+        props.CorrelationData = correlation
+    return props
+
+
 def _utf8(value: str) -> bytes:
     raw = value.encode()
     if len(raw) > 0xFFFF:
@@ -615,8 +624,7 @@ class MqttRelay:
         client = session.client
         props = None
         if self.v5:
-            props = new_properties(PacketTypes.PUBLISH)
-            props.ContentType = "application/json"
+            props = json_publish_properties()
         info = self._publish(
             session, self.topics.status, self._birth(), qos=1, retain=True, props=props
         )
