@@ -51,11 +51,19 @@ class AdvertisementSource(Protocol):
         ...
 
 
-def build_engine(config: BeaconsConfig, salt: str) -> ProximityEngine:
-    """The proximity engine for a beacons configuration (raises AllowlistError/ValueError)."""
-    allowlist = Allowlist.build(
+def build_allowlist(config: BeaconsConfig) -> Allowlist:
+    """The allowlist of a beacons configuration (raises AllowlistError)."""
+    return Allowlist.build(
         config.ibeacon_uuids, config.app_uuids, config.eddystone_namespaces, config.altbeacon_ids
     )
+
+
+def build_engine(
+    config: BeaconsConfig, salt: str, allowlist: Allowlist | None = None
+) -> ProximityEngine:
+    """The proximity engine for a beacons configuration (raises AllowlistError/ValueError)."""
+    if allowlist is None:
+        allowlist = build_allowlist(config)
     return ProximityEngine(allowlist, ProximitySettings.from_config(config), salt)
 
 
@@ -64,10 +72,12 @@ class BeaconsComponent:
 
     name = NAME
 
-    def __init__(self, services: Services, source: AdvertisementSource) -> None:
+    def __init__(
+        self, services: Services, source: AdvertisementSource, allowlist: Allowlist | None = None
+    ) -> None:
         self.services = services
         self.source = source
-        self.engine = build_engine(services.config.beacons, services.salt)
+        self.engine = build_engine(services.config.beacons, services.salt, allowlist)
         self._window_start_count = 0
         self._window_start = 0.0
 
@@ -138,12 +148,7 @@ def create_component(services: Services) -> Component | None:
     if not config.enabled:
         return None
     try:
-        allowlist = Allowlist.build(
-            config.ibeacon_uuids,
-            config.app_uuids,
-            config.eddystone_namespaces,
-            config.altbeacon_ids,
-        )
+        allowlist = build_allowlist(config)
     except AllowlistError as exc:
         _LOGGER.error("beacons disabled: %s", exc)
         return None
@@ -167,4 +172,4 @@ def create_component(services: Services) -> Component | None:
             health=services.health,
             health_name=NAME,
         )
-    return BeaconsComponent(services, source)
+    return BeaconsComponent(services, source, allowlist)
