@@ -16,6 +16,7 @@ from edge.catalog.store import CatalogStore, media_dir
 from edge.events import new_event
 from edge.services import Services
 from edge.session import SessionManager, SessionState
+from kiosk_ui import services_of
 from kiosk_ui.i18n import init_i18n
 from kiosk_ui.security import init_security, sync_with_shopper_session
 
@@ -42,8 +43,7 @@ def query_for_event(text: str) -> str | None:
 
 def services() -> Services:
     """The Services of the current app."""
-    found: Services = current_app.extensions["kiosk_services"]
-    return found
+    return services_of(current_app)
 
 
 def catalog() -> CatalogStore | None:

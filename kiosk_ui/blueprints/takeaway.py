@@ -13,16 +13,14 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Final
 
-from flask import Blueprint, Response, current_app, jsonify, request, url_for
+from flask import Blueprint, Response, jsonify, request, url_for
 
 from edge.catalog.models import Product
-from edge.events import new_event
-from edge.services import Services
 from edge.takeaway import qr
 from edge.takeaway.compare import LANGUAGES, language_of
 from edge.takeaway.mail import AddressError
 from edge.takeaway.receipt import EncodeOptions, ReceiptContext, ReceiptError, render_comparison
-from kiosk_ui import services_of
+from kiosk_ui import web
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -107,10 +105,6 @@ def _bad_request(exc: BadRequest) -> tuple[Response, int]:
     return jsonify({"error": str(exc)}), exc.status
 
 
-def _services() -> Services:
-    return services_of(current_app)
-
-
 def _body() -> dict[str, Any]:
     """The JSON body; JSON only, which a cross-site form cannot send without CORS (CSRF)."""
     if not request.is_json:
@@ -136,7 +130,7 @@ def _skus(raw: Any) -> list[str]:
 
 
 def _products(skus: Sequence[str]) -> list[Product]:
-    store = _services().catalog
+    store = web.services().catalog
     if store is None:
         raise BadRequest("the catalog is not available", 503)
     products: list[Product] = store.get_products(list(skus))
@@ -151,7 +145,7 @@ def _lang(body: dict[str, Any]) -> str:
     asked = body.get("lang")
     if isinstance(asked, str) and asked[:2].lower() in LANGUAGES:
         return asked[:2].lower()
-    services = _services()
+    services = web.services()
     if services.session is not None:
         locale = services.session.snapshot().locale
         if locale:
@@ -161,21 +155,9 @@ def _lang(body: dict[str, Any]) -> str:
 
 def _url(skus: Sequence[str]) -> str:
     try:
-        return qr.takeaway_url(_services().config.kiosk.compare_url_template, skus)
+        return qr.takeaway_url(web.services().config.kiosk.compare_url_template, skus)
     except qr.QrError as exc:
         raise BadRequest(str(exc)) from None
-
-
-def _publish(event_type: str, data: dict[str, Any]) -> None:
-    try:
-        _services().publish(new_event(event_type, data))
-    except RuntimeError:
-        _LOGGER.warning("event %s not published: the bus is not running", event_type)
-
-
-def _session_id() -> str:
-    session = _services().session
-    return str(session.snapshot().session_id) if session is not None else ""
 
 
 def _refuse_when_backlogged(waiting: int, limit: int, lang: str, text_key: str) -> None:
@@ -195,7 +177,7 @@ def _accepted(job_id: str) -> tuple[Response, int]:
 @bp.post("/print")
 def print_receipt() -> tuple[Response, int]:
     """Queue the comparison (or one product) for the receipt printer; 202 with the job id."""
-    services = _services()
+    services = web.services()
     if services.printer is None:
         raise BadRequest("printing is not available on this kiosk", 503)
     body = _body()
@@ -220,9 +202,9 @@ def print_receipt() -> tuple[Response, int]:
         _LOGGER.error("receipt not rendered: %s", exc)
         raise BadRequest(f"the receipt cannot be printed: {exc}", 500) from None
     job_id = services.printer.submit(data, kind="receipt", skus=skus)
-    _publish(
+    web.publish(
         "kiosk.takeaway.print",
-        {"job_id": job_id, "skus": skus, "lang": lang, "session_id": _session_id()},
+        {"job_id": job_id, "skus": skus, "lang": lang, "session_id": web.session_id()},
     )
     return _accepted(job_id)
 
@@ -230,7 +212,7 @@ def print_receipt() -> tuple[Response, int]:
 @bp.post("/email")
 def email() -> tuple[Response, int]:
     """Queue the comparison e-mail after explicit consent; 202 with the job id."""
-    services = _services()
+    services = web.services()
     if services.mail is None:
         raise BadRequest("e-mail is not available on this kiosk", 503)
     body = _body()
@@ -247,9 +229,9 @@ def email() -> tuple[Response, int]:
         job_id = services.mail.submit(address, products, lang)
     except AddressError as exc:
         raise BadRequest(str(exc), 422) from None
-    _publish(
+    web.publish(
         "kiosk.takeaway.email",
-        {"job_id": job_id, "skus": skus, "lang": lang, "session_id": _session_id()},
+        {"job_id": job_id, "skus": skus, "lang": lang, "session_id": web.session_id()},
     )
     return _accepted(job_id)
 
@@ -261,7 +243,7 @@ def show_qr() -> Response:
     skus = _skus(body.get("skus"))
     _products(skus)
     url = _url(skus)
-    _publish("kiosk.takeaway.qr", {"skus": skus, "session_id": _session_id()})
+    web.publish("kiosk.takeaway.qr", {"skus": skus, "session_id": web.session_id()})
     return jsonify({"url": url, "image": url_for("takeaway.qr_image", sku=skus)})
 
 
@@ -277,7 +259,7 @@ def qr_image() -> Response:
 @bp.get("/jobs/<job_id>")
 def job(job_id: str) -> tuple[Response, int]:
     """A print or mail job's state (never the address); 404 when unknown."""
-    services = _services()
+    services = web.services()
     found: Any = None
     if job_id.startswith("p-") and services.printer is not None:
         found = services.printer.job(job_id)
@@ -295,7 +277,7 @@ def job(job_id: str) -> tuple[Response, int]:
 @bp.app_context_processor
 def _template_context() -> dict[str, Any]:
     """What ``takeaway/_actions.html`` needs: texts in the page's language and availability."""
-    services = services_of(current_app)
+    services = web.services()
 
     def takeaway_texts(lang: str | None = None) -> dict[str, str]:
         return TEXTS[language_of(lang or services.config.device.locale)]
