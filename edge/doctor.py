@@ -29,9 +29,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from edge.config import SECRET_SOURCES, Config
+
+if TYPE_CHECKING:
+    from edge.takeaway.printer import Connection
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -701,24 +704,19 @@ def probe_camera(source: str, sample_s: float = CAMERA_SAMPLE_S) -> CameraReadin
         cap.release()
 
 
-# ESC/POS "transmit real-time status": n=2 the offline cause, n=4 the paper roll sensor.
-DLE_EOT_OFFLINE: Final = b"\x10\x04\x02"
-DLE_EOT_PAPER: Final = b"\x10\x04\x04"
-# A printer that answers real-time status does so within milliseconds; many never answer.
-STATUS_TIMEOUT_S: Final = 1.0
-
-
-def _status_query(sock: socket.socket, request: bytes) -> int | None:
-    sock.sendall(request)
+def _status_query(conn: Connection, request: bytes) -> int | None:
+    """One DLE EOT answer byte, None when the printer stays silent or closes the link."""
+    conn.write(request)
     try:
-        answer = sock.recv(1)
+        answer = conn.read()
     except TimeoutError:
         return None
-    return answer[0] if answer else None
+    return answer[-1] if answer else None
 
 
 def probe_printer(url: str) -> PrinterReading:
     """Reach the printer named by printer.url and ask a network printer for its paper status."""
+    from edge.takeaway.printer import STATUS_OFFLINE, STATUS_PAPER, PrinterFault, connect
     from edge.takeaway.printer_url import PrinterUrlError, parse_printer_url
 
     try:
@@ -726,16 +724,19 @@ def probe_printer(url: str) -> PrinterReading:
     except PrinterUrlError as exc:
         return PrinterReading(url, False, error=str(exc))
     if target.kind == "tcp":
+        kind = "network printer"
         try:
-            with socket.create_connection(
-                (target.host, target.port), timeout=NET_TIMEOUT_S
-            ) as sock:
-                sock.settimeout(STATUS_TIMEOUT_S)
-                offline = _status_query(sock, DLE_EOT_OFFLINE)
-                paper = _status_query(sock, DLE_EOT_PAPER) if offline is not None else None
+            conn = connect(target, NET_TIMEOUT_S)  # the print queue's own link to the printer
+        except PrinterFault as exc:
+            return PrinterReading(url, False, error=exc.detail or exc.problem, kind=kind)
+        try:
+            offline = _status_query(conn, STATUS_OFFLINE)
+            paper = _status_query(conn, STATUS_PAPER) if offline is not None else None
         except OSError as exc:
-            return PrinterReading(url, False, error=_short(exc), kind="network printer")
-        return PrinterReading(url, True, paper, kind="network printer", offline_byte=offline)
+            return PrinterReading(url, False, error=_short(exc), kind=kind)
+        finally:
+            conn.close()
+        return PrinterReading(url, True, paper, kind=kind, offline_byte=offline)
     if target.kind == "usb":
         vid, pid = f"{target.vendor:04x}", f"{target.product:04x}"
         for dev in SYSFS_USB_DEVICES.glob("*"):
