@@ -140,7 +140,7 @@ COMPONENT_SETS: Final[dict[str, tuple[str, ...]]] = {
 }
 
 
-def _release_later(
+def _release(
     hooks: list[Callable[[], None]], all_hooks: list[Callable[[], None]], name: str
 ) -> None:
     """Run a replaced component's hooks once (unless shutdown already ran them)."""
@@ -166,17 +166,14 @@ async def async_replace(services: Services, name: str) -> None:
     def build() -> Any:
         old_hooks = per_component.pop(name, [])
         if delay is None:
-            for hook in old_hooks:
-                if hook in all_hooks:
-                    all_hooks.remove(hook)
-            _run_hooks(old_hooks, name)
+            _release(old_hooks, all_hooks, name)
         component = build_component(services, name, factory)
         if component is None:
             for attribute in COMPONENT_SETS.get(name, ()):
                 setattr(services, attribute, None)
         if delay is not None:
             # Stays in on_shutdown until then: a shutdown before the delay still closes it.
-            loop.call_later(delay, _release_later, old_hooks, all_hooks, name)
+            loop.call_later(delay, _release, old_hooks, all_hooks, name)
         return component
 
     await services.supervisor.replace(name, build, REPLACE_TIMEOUT_S)
@@ -197,7 +194,7 @@ async def async_reload(services: Services, *, defer: Sequence[str] = ()) -> dict
             problems = [str(p) for p in exc.problems]
             _LOGGER.warning("configuration not reloaded: %s", "; ".join(problems))
             raise ReloadError(f"{path} has problems: {'; '.join(problems)}") from None
-        plan = plan_reload(services.config, fresh, [n for n, _ in _factories().items()])
+        plan = plan_reload(services.config, fresh, list(_factories()))
         services.config = plan.config
         if "logging" in plan.changed_sections:
             logging.getLogger().setLevel(plan.config.logging.level)
