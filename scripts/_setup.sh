@@ -57,8 +57,8 @@ ensure_venv() {
 # shellcheck disable=SC2034
 # Packages the appliance needs at run time (python3-venv: Debian's Python comes without it;
 # zbar for pyzbar; Mosquitto as the local broker; cairo for cairosvg, which draws SVG product
-# images as PNG for e-mails).
-RUNTIME_APT=(python3-venv libzbar0 mosquitto libcairo2)
+# images as PNG for e-mails; gcc and python3-dev because evdev has no wheels and builds).
+RUNTIME_APT=(python3-venv python3-dev gcc libzbar0 mosquitto libcairo2)
 # shellcheck disable=SC2034
 # Packages the tests need: Chromium for browser tests, D-Bus and headers for dbus-python,
 # python3-dev (Python.h, and libc6-dev with it) as dbus-python and evdev build from source,
