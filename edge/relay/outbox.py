@@ -482,13 +482,17 @@ class Outbox:
 
     def _forget_locked(self, removed: Iterable[tuple[int, str, int]]) -> None:
         for _seq, type_, size in removed:
-            self._depth -= 1
-            self._bytes -= size
-            left = self._per_type.get(type_, 0) - 1
-            if left > 0:
-                self._per_type[type_] = left
-            else:
-                self._per_type.pop(type_, None)
+            self._subtract_locked(type_, 1, size)
+
+    def _subtract_locked(self, type_: str, count: int, size: int) -> None:
+        """Take ``count`` rows of ``size`` bytes in all off the in-memory totals."""
+        self._depth -= count
+        self._bytes -= size
+        left = self._per_type.get(type_, 0) - count
+        if left > 0:
+            self._per_type[type_] = left
+        else:
+            self._per_type.pop(type_, None)
 
     def _note_drops_locked(self, reason: str, removed: Sequence[tuple[int, str, int]]) -> None:
         if not removed:
@@ -583,13 +587,7 @@ class Outbox:
                 with self._lock:
                     for type_, (count, size) in gone.items():
                         removed += count
-                        self._depth -= count
-                        self._bytes -= size
-                        left = self._per_type.get(type_, 0) - count
-                        if left > 0:
-                            self._per_type[type_] = left
-                        else:
-                            self._per_type.pop(type_, None)
+                        self._subtract_locked(type_, count, size)
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
