@@ -217,7 +217,9 @@ def evaluate_camera(r: CameraReading, wanted_fps: float) -> CheckResult:
             f"camera {r.source!r} opens but delivers no frames",
             "another program may hold it (fuser /dev/video0) or the source is empty",
         )
-    detail = f"{r.width}x{r.height} at {r.fps:.1f} fps ({r.frames} frames read)"
+    # A file or folder plays as fast as it decodes: its rate says nothing about the camera.
+    rate = f"at {r.fps:.1f} fps" if r.live else "from a recording"
+    detail = f"{r.width}x{r.height} {rate} ({r.frames} frames read)"
     if r.live and r.fps < wanted_fps * CAMERA_MIN_FPS_SHARE:
         return warn(
             name,
@@ -667,41 +669,42 @@ def _run_async(coro: Any) -> Any:
     return box["value"]
 
 
-def probe_camera(source: str, sample_s: float = CAMERA_SAMPLE_S) -> CameraReading:
-    """Open the capture source with OpenCV and time a few frames."""
+def probe_camera(
+    source: str,
+    sample_s: float = CAMERA_SAMPLE_S,
+    size: tuple[int, int] = (640, 480),
+    fps: float = 15.0,
+) -> CameraReading:
+    """Open the capture source as the camera component does (same mode) and time a few frames."""
     try:
-        import cv2
+        from edge.barcodes.camera import CaptureError, open_source, source_kind
     except ImportError as exc:
         return CameraReading(source, opened=False, error=f"OpenCV missing: {exc}")
-    target: int | str = int(source) if source.isdigit() else source
-    live = isinstance(target, int) or target.startswith(("/dev/", "rtsp://", "http://", "https://"))
-    if isinstance(target, str) and "://" not in target and not Path(target).exists():
-        return CameraReading(source, opened=False, live=live, error="no such device or file")
-    if isinstance(target, int) and not (DEV_DIR / f"video{target}").exists():
-        return CameraReading(source, opened=False, live=live, error=f"no {DEV_DIR}/video{target}")
-    with contextlib.suppress(AttributeError):  # OpenCV's own warnings would clutter the table
-        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
-    cap = cv2.VideoCapture(target)
+    live = source_kind(source) in ("device", "url")
+    device = DEV_DIR / f"video{source}" if source.isdigit() else Path(source)
+    if live and "://" not in source and not device.exists():
+        return CameraReading(source, opened=False, live=live, error=f"no {device}")
     try:
-        if not cap.isOpened():
-            return CameraReading(source, opened=False, live=live)
-        frames = 0
-        width = height = 0
-        started = time.monotonic()
+        capture = open_source(source, *size, fps)
+    except CaptureError as exc:
+        return CameraReading(source, opened=False, live=live, error=str(exc))
+    frames = width = height = 0
+    started = time.monotonic()
+    try:
         while frames < CAMERA_SAMPLE_FRAMES and time.monotonic() - started < sample_s:
-            good, frame = cap.read()
-            if not good:
+            frame = capture.read()
+            if frame is None:
                 break
             frames += 1
             height, width = frame.shape[:2]
-        elapsed = time.monotonic() - started
-        if live:
-            fps = frames / elapsed if elapsed > 0 else 0.0
-        else:  # a file plays as fast as it decodes: report its nominal rate
-            fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
-        return CameraReading(source, True, frames, fps, width, height, live)
+    except CaptureError as exc:
+        if not frames:
+            return CameraReading(source, True, live=live, error=str(exc))
     finally:
-        cap.release()
+        capture.close()
+    elapsed = time.monotonic() - started
+    rate = frames / elapsed if live and elapsed > 0 else 0.0
+    return CameraReading(source, True, frames, rate, width, height, live)
 
 
 def _status_query(conn: Connection, request: bytes) -> int | None:
@@ -1095,7 +1098,7 @@ def _camera(config: Config, components: dict[str, Any] | None) -> list[CheckResu
     running = (components or {}).get("camera")
     if isinstance(running, dict) and running.get("state") in ("ok", "degraded", "failed"):
         return [evaluate_camera_in_daemon(running, c.fps)]
-    return [evaluate_camera(probe_camera(c.camera), c.fps)]
+    return [evaluate_camera(probe_camera(c.camera, size=(c.width, c.height), fps=c.fps), c.fps)]
 
 
 def _printer(config: Config) -> list[CheckResult]:
