@@ -106,6 +106,14 @@ def _login_page(error: str, status: int, retry_after: float = 0) -> tuple[str, i
     )
 
 
+def _locked_out(lockout: Lockout) -> WerkzeugResponse:
+    """429 with the sign-in form and Retry-After while the lockout lasts."""
+    wait = lockout.locked_for()
+    resp = make_response(*_login_page("Too many wrong passwords.", 429, wait))
+    resp.headers["Retry-After"] = str(int(wait + 0.999))
+    return _no_store(resp)
+
+
 @bp.before_request
 def _disabled_without_password() -> Any:
     if not _configured_password():
@@ -126,19 +134,13 @@ def index() -> Any:
 def login() -> Any:
     """Check the password; lock after repeated failures."""
     sessions, lockout = _state()
-    wait = lockout.locked_for()
-    if wait > 0:
-        resp = make_response(*_login_page("Too many wrong passwords.", 429, wait))
-        resp.headers["Retry-After"] = str(int(wait + 0.999))
-        return _no_store(resp)
+    if lockout.locked_for() > 0:
+        return _locked_out(lockout)
     if not verify_password(_configured_password(), request.form.get("password", "")):
         locked = lockout.failure()
         _LOGGER.warning("admin sign-in failed%s", " (locked)" if locked else "")
         if locked:
-            wait = lockout.locked_for()
-            resp = make_response(*_login_page("Too many wrong passwords.", 429, wait))
-            resp.headers["Retry-After"] = str(int(wait + 0.999))
-            return _no_store(resp)
+            return _locked_out(lockout)
         return _no_store(make_response(*_login_page("Wrong password.", 401)))
     lockout.success()
     token, _session = sessions.create()
