@@ -67,7 +67,7 @@ MQTT_PORTS: Final = {"mqtt": 1883, "mqtts": 8883}
 # kiosk-edge.service sets ProtectHome=yes: code under these is invisible to the daemon, which
 # then fails to start (status 203/EXEC or ModuleNotFoundError).
 HIDDEN_FROM_SERVICE: Final = (Path("/home"), Path("/root"), Path("/run/user"))
-# 16 URL-safe random bytes: a password store IT types once, strong against guessing.
+# 12 random bytes (16 URL-safe characters): a password store IT types once, strong against guessing.
 ADMIN_PASSWORD_BYTES: Final = 12
 
 
