@@ -11,6 +11,7 @@ change of a record counts, and the store upserts.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import threading
@@ -190,7 +191,9 @@ class CatalogSync:
                 time.sleep(0.2)
                 continue
             with self._cond:
-                keys = list(self._pending)[: self.batch_size]
+                # islice: a resync can leave 500k waiting; copying every key per batch
+                # made taking a batch quadratic in the backlog (under the lock offer() needs).
+                keys = list(itertools.islice(self._pending, self.batch_size))
                 batch = [self._pending.pop(k) for k in keys]
                 self._busy = True
             last_try = self._failures >= APPLY_RETRIES or self._closed
