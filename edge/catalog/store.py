@@ -641,20 +641,16 @@ class CatalogStore:
 
     def product_by_ean(self, ean: str) -> Product | None:
         """The product carrying this EAN/UPC (a scanned code), if any."""
-        row = (
-            self._conn()
-            .execute(f"SELECT {_PRODUCT_COLUMNS} FROM products WHERE ean = ? LIMIT 1", (ean,))
-            .fetchone()
-        )
-        if row is None and len(ean) == 12:  # a UPC-A read is the EAN-13 with a leading 0
-            row = (
-                self._conn()
-                .execute(
-                    f"SELECT {_PRODUCT_COLUMNS} FROM products WHERE ean = ? LIMIT 1", ("0" + ean,)
-                )
-                .fetchone()
-            )
-        return _row_to_product(row) if row else None
+        # A UPC-A read is the EAN-13 with a leading 0.
+        candidates = (ean, "0" + ean) if len(ean) == 12 else (ean,)
+        conn = self._conn()
+        for code in candidates:
+            row = conn.execute(
+                f"SELECT {_PRODUCT_COLUMNS} FROM products WHERE ean = ? LIMIT 1", (code,)
+            ).fetchone()
+            if row is not None:
+                return _row_to_product(row)
+        return None
 
     def list_products(self, limit: int = 50, offset: int = 0) -> list[Product]:
         """Products ordered by SKU (for `catalog list`)."""
