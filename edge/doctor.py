@@ -787,7 +787,11 @@ def probe_broker(config: Config, timeout: float = NET_TIMEOUT_S) -> BrokerReadin
         fields.update(_probe_tls(config, timeout))
         if fields.get("tls_error") or fields.get("cert_expired"):
             return BrokerReading(tcp_error=None, **fields)
-    auth_ok, detail = _probe_mqtt_connect(config, timeout)
+    from edge.relay.mqtt import try_connect
+
+    client_id = f"kiosk-edge-doctor-{config.device.store_id}-{config.device.device_id}"
+    tls = _tls_context(config) if m.tls.enabled else None
+    auth_ok, detail = try_connect(m, client_id, tls, timeout)
     return BrokerReading(tcp_error=None, auth_ok=auth_ok, auth_detail=detail, **fields)
 
 
@@ -871,52 +875,6 @@ def _unverified_not_after(host: str, port: int, timeout: float) -> datetime | No
     ):
         der = tls.getpeercert(binary_form=True)
     return _cert_not_after(der) if der else None
-
-
-def _probe_mqtt_connect(config: Config, timeout: float) -> tuple[bool, str]:
-    import paho.mqtt.client as mqtt
-    from paho.mqtt.enums import CallbackAPIVersion
-
-    m = config.mqtt
-    protocol = mqtt.MQTTv5 if m.protocol == "5" else mqtt.MQTTv311
-    client_id = f"kiosk-edge-doctor-{config.device.store_id}-{config.device.device_id}"
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol)
-    if m.username:
-        client.username_pw_set(m.username, m.password or None)
-    if m.tls.enabled:
-        client.tls_set_context(_tls_context(config))
-        if m.tls.insecure_skip_verify:
-            client.tls_insecure_set(True)
-    done = threading.Event()
-    result: dict[str, Any] = {}
-
-    def on_connect(_c: Any, _u: Any, _f: Any, reason: Any, _p: Any = None) -> None:
-        result["failure"] = bool(reason.is_failure)
-        result["reason"] = str(reason)
-        done.set()
-
-    def on_disconnect(_c: Any, _u: Any, _f: Any, reason: Any, _p: Any = None) -> None:
-        result.setdefault("failure", True)
-        result.setdefault("reason", f"disconnected: {reason}")
-        done.set()
-
-    client.on_connect = on_connect
-    client.on_disconnect = on_disconnect
-    try:
-        client.connect(m.host, m.port, keepalive=max(5, int(timeout) * 2))
-    except (OSError, ssl.SSLError) as exc:
-        return False, _short(exc)
-    client.loop_start()
-    try:
-        if not done.wait(timeout):
-            return False, f"no CONNACK within {timeout:g} s"
-    finally:
-        with contextlib.suppress(Exception):
-            client.disconnect()
-        client.loop_stop()
-    if result.get("failure"):
-        return False, str(result.get("reason"))
-    return True, f"MQTT {m.protocol} CONNECT accepted ({result.get('reason')})"
 
 
 def probe_clock() -> ClockReading:

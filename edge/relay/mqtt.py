@@ -804,3 +804,51 @@ class MqttRelay:
                 self._on_state(connected, reason)
             except Exception:
                 _LOGGER.exception("relay state callback failed")
+
+
+def try_connect(
+    cfg: MqttConfig, client_id: str, tls: ssl.SSLContext | None, timeout: float
+) -> tuple[bool, str]:
+    """One CONNECT with these credentials (for `kiosk-edge doctor`): accepted?, and why.
+
+    A throw-away client (never the relay's session); ``tls`` is the caller's context, so the
+    doctor can load credentials from where a shell reads them.
+    """
+    protocol = paho.MQTTv5 if cfg.protocol == "5" else paho.MQTTv311
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol)
+    if cfg.username:
+        client.username_pw_set(cfg.username, cfg.password or None)
+    if tls is not None:
+        client.tls_set_context(tls)
+        if cfg.tls.insecure_skip_verify:
+            client.tls_insecure_set(True)
+    done = threading.Event()
+    result: dict[str, Any] = {}
+
+    def on_connect(_c: Any, _u: Any, _f: Any, reason: Any, _p: Any = None) -> None:
+        result["failure"] = bool(reason.is_failure)
+        result["reason"] = str(reason)
+        done.set()
+
+    def on_disconnect(_c: Any, _u: Any, _f: Any, reason: Any, _p: Any = None) -> None:
+        result.setdefault("failure", True)
+        result.setdefault("reason", f"disconnected: {reason}")
+        done.set()
+
+    client.on_connect = on_connect
+    client.on_disconnect = on_disconnect
+    try:
+        client.connect(cfg.host, cfg.port, keepalive=max(5, int(timeout) * 2))
+    except (OSError, ssl.SSLError) as exc:
+        return False, (str(exc) or type(exc).__name__).splitlines()[0][:200]
+    client.loop_start()
+    try:
+        if not done.wait(timeout):
+            return False, f"no CONNACK within {timeout:g} s"
+    finally:
+        with contextlib.suppress(Exception):
+            client.disconnect()
+        client.loop_stop()
+    if result.get("failure"):
+        return False, str(result.get("reason"))
+    return True, f"MQTT {cfg.protocol} CONNECT accepted ({result.get('reason')})"
