@@ -12,7 +12,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any, Final
 
-from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context
+from flask import Blueprint, Response, abort, current_app, jsonify, request, stream_with_context
 
 from edge import __version__
 from edge.catalog.codec import offer_to_dict, product_to_dict, review_to_dict
@@ -51,10 +51,11 @@ def _error(message: str, field: str, status: int = 400, **extra: Any) -> tuple[R
     return jsonify({"error": message, "field": field, **extra}), status
 
 
-def _store() -> CatalogStore | tuple[Response, int]:
+def _store() -> CatalogStore:
+    """The catalog store; 503 (JSON, by web's error handler) when the daemon has none."""
     store = catalog()
     if store is None:
-        return jsonify({"error": "the catalog is not available"}), 503
+        abort(503, description="the catalog is not available")
     return store
 
 
@@ -87,8 +88,6 @@ def healthz() -> tuple[Response, int]:
 def products() -> Response | tuple[Response, int]:
     """Search: q, category, price_min, price_max, sort, limit, offset (query string)."""
     store = _store()
-    if not isinstance(store, CatalogStore):
-        return store
     query, errors = parse_search(request.args)
     if errors:
         field, message = next(iter(errors.items()))
@@ -123,8 +122,6 @@ def products() -> Response | tuple[Response, int]:
 def product(sku: str) -> Response | tuple[Response, int]:
     """One product with rating summary, offers and approved reviews."""
     store = _store()
-    if not isinstance(store, CatalogStore):
-        return store
     if store.get_product(sku) is None:
         return _error("unknown product", "sku", 404, sku=sku)
     ctx = product_context(store, sku)
@@ -147,8 +144,6 @@ def product(sku: str) -> Response | tuple[Response, int]:
 def compare() -> Response | tuple[Response, int]:
     """Rows of the comparison of 2-4 products: ``?sku=A&sku=B``."""
     store = _store()
-    if not isinstance(store, CatalogStore):
-        return store
     skus = request.args.getlist("sku")
     if not 2 <= len(skus) <= MAX_COMPARE:
         return _error(f"give 2 to {MAX_COMPARE} sku parameters, got {len(skus)}", "sku")
@@ -188,8 +183,6 @@ def compare() -> Response | tuple[Response, int]:
 def reviews() -> tuple[Response, int]:
     """Submit a review: ``{sku, rating, title, text, author, consent: true}`` -> 201 pending."""
     store = _store()
-    if not isinstance(store, CatalogStore):
-        return store
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
         return _error("expected a JSON object", "body")

@@ -252,3 +252,21 @@ def test_answers_follow_catalog_changes(kiosk: Kiosk, client: FlaskClient) -> No
     after = client.get("/api/compare?sku=TV-001&sku=TV-002").get_json()
     assert before["products"][1]["name"] != "Renamed"
     assert after["products"][1]["name"] == "Renamed"
+
+
+def test_without_a_catalog_the_catalog_calls_answer_503(kiosk: Kiosk, client: FlaskClient) -> None:
+    """No catalog open: search, product, compare and reviews say so as JSON with 503."""
+    csrf = token(client)
+    store, kiosk.services.catalog = kiosk.services.catalog, None
+    try:
+        answers = [
+            client.get("/api/products?q=tv"),
+            client.get("/api/products/TV-001"),
+            client.get("/api/compare?sku=TV-001&sku=TV-002"),
+            client.post("/api/reviews", json=review(), headers={"X-CSRF-Token": csrf}),
+        ]
+    finally:
+        kiosk.services.catalog = store
+    for resp in answers:
+        assert resp.status_code == 503, resp.request.path
+        assert resp.get_json() == {"error": "the catalog is not available"}
