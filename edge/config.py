@@ -148,8 +148,6 @@ class BeaconsConfig(_Section):
     @field_validator("eddystone_namespaces")
     @classmethod
     def _namespaces(cls, values: list[str]) -> list[str]:
-        import re
-
         for value in values:
             if not re.fullmatch(r"[0-9A-Fa-f]{20}", value):
                 raise ValueError(
