@@ -19,15 +19,21 @@ ROUTER_KEY: Final = "barcodes.router"
 
 
 def scan_router(services: Services) -> ScanRouter:
-    """The appliance's scan router, created on first use; publishes from any thread."""
-    router = services.extras.get(ROUTER_KEY)
-    if isinstance(router, ScanRouter):
-        return router
+    """The appliance's scan router, created on first use; publishes from any thread.
+
+    It is built again when the settings it was made from changed (a live reload of the
+    barcodes section rebuilds the camera and the scanner, which then share the new one).
+    """
     cfg = services.config.barcodes
+    settings = ([p.model_dump() for p in cfg.loyalty_patterns], cfg.duplicate_window_s)
+    kept = services.extras.get(ROUTER_KEY)
+    if kept is not None and kept[0] == settings:
+        router: ScanRouter = kept[1]
+        return router
     router = ScanRouter(
         cfg.loyalty_patterns, cfg.duplicate_window_s, services.salt, services.publish
     )
-    services.extras[ROUTER_KEY] = router
+    services.extras[ROUTER_KEY] = (settings, router)
     return router
 
 

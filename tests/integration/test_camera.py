@@ -24,7 +24,7 @@ from edge.barcodes.camera import (
 from edge.barcodes.decode import FrameDecoder, Reading
 from edge.barcodes.service import camera_component, hid_component, scan_router
 from edge.bus import Bus
-from edge.config import Config
+from edge.config import Config, LoyaltyPattern
 from edge.events import Event
 from edge.health import Health
 from edge.services import Services
@@ -445,3 +445,37 @@ def test_looped_source_without_frames_backs_off() -> None:
     assert 2 <= len(opened) <= 3  # 0 s, 0.5 s, 1.5 s: not thousands
     assert pipeline.stats.state == "degraded"
     assert "holds no frames" in pipeline.stats.reason
+
+
+def test_scan_router_follows_a_reload_of_the_barcodes_settings() -> None:
+    """Camera and scanner share one router; when a reload changes the loyalty patterns, the
+    rebuilt readers share a new router that applies them (the old one kept the old ones)."""
+    from edge.barcodes.hid import HidComponent
+
+    config = Config()
+    config.barcodes.enabled = True
+    config.barcodes.hid_enabled = True
+    services = _services(config)
+    camera = camera_component(services)
+    hid = hid_component(services)
+    assert isinstance(camera, CameraComponent)
+    assert isinstance(hid, HidComponent)
+    assert hid.router is camera.router
+    first = camera.router.handle("2900001234566", "ean13", "camera")
+    assert first is not None
+    assert first.type == "kiosk.loyalty.scan"
+
+    fresh = Config()
+    fresh.barcodes.enabled = True
+    fresh.barcodes.hid_enabled = True
+    fresh.barcodes.loyalty_patterns = [LoyaltyPattern(prefix="27", length=13, check="gs1")]
+    services.config = fresh
+    camera2 = camera_component(services)
+    hid2 = hid_component(services)
+    assert isinstance(camera2, CameraComponent)
+    assert isinstance(hid2, HidComponent)
+    assert camera2.router is not camera.router
+    assert hid2.router is camera2.router
+    again = camera2.router.handle("2900001234566", "ean13", "camera")
+    assert again is None or again.type != "kiosk.loyalty.scan"
+    assert scan_router(services) is camera2.router  # unchanged settings: kept
