@@ -59,7 +59,7 @@ def _relay_component(services: Services) -> Component | None:
 
 
 def _doctor_component(services: Services) -> Component | None:
-    from edge.doctor import doctor_component
+    from edge.doctor_probes import doctor_component
 
     return doctor_component(services)
 

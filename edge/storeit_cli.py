@@ -17,7 +17,8 @@ WAIT_POLL_S: Final = 0.5
 def _cmd_doctor(args: argparse.Namespace) -> int:
     from edge.cli import EXIT_FAILURE, EXIT_OK
     from edge.config import Config, ConfigError, config_path_from, load_config
-    from edge.doctor import fetch_daemon_components, format_table, run_checks, to_json, worst
+    from edge.doctor import format_table, to_json, worst
+    from edge.doctor_probes import fetch_daemon_components, run_checks
 
     path = config_path_from(args.config)
     problems: list[str] = []

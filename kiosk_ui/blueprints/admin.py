@@ -36,7 +36,8 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 
 from edge import __version__
 from edge.config import redacted
-from edge.doctor import CheckResult, run_checks, worst
+from edge.doctor import CheckResult, worst
+from edge.doctor_probes import run_checks
 from edge.events import new_event
 from edge.logs import recent_logs
 from kiosk_ui import services_of

@@ -70,7 +70,7 @@ def _doctor_figures(tmp: Path) -> Iterator[Figure]:
     import subprocess
 
     from edge.config import Config
-    from edge.doctor import run_checks, system_checks
+    from edge.doctor_probes import run_checks, system_checks
     from tests.conftest import free_port
     from tests.integration.test_doctor import PASSWORD, USER, make_server_pki, wait_listening
     from tests.support.mosquitto import Mosquitto

@@ -17,16 +17,8 @@ from typing import Any
 import pytest
 
 from edge.config import Config
-from edge.doctor import (
-    CheckResult,
-    evaluate_adapter,
-    evaluate_camera,
-    evaluate_printer,
-    probe_adapter,
-    probe_camera,
-    probe_printer,
-    run_checks,
-)
+from edge.doctor import CheckResult, evaluate_adapter, evaluate_camera, evaluate_printer
+from edge.doctor_probes import probe_adapter, probe_camera, probe_printer, run_checks
 from tests.conftest import KIOSK_EDGE, ConfigWriter, free_port
 from tests.support.mosquitto import Mosquitto
 from tests.support.printer_listener import PrinterListener
@@ -143,7 +135,8 @@ def broker_config(port: int, ca: Path | None, password: str = PASSWORD) -> Confi
 def broker_results(config: Config) -> dict[str, CheckResult]:
     from datetime import UTC, datetime
 
-    from edge.doctor import evaluate_broker, probe_broker
+    from edge.doctor import evaluate_broker
+    from edge.doctor_probes import probe_broker
 
     return {r.name: r for r in evaluate_broker(probe_broker(config), datetime.now(UTC))}
 
@@ -378,7 +371,7 @@ def test_cli_table_json_and_exit_code(
 
 def test_run_checks_never_raises_on_a_probe_crash(monkeypatch: pytest.MonkeyPatch) -> None:
     """A probe that crashes becomes a failed check; the other checks still run."""
-    import edge.doctor as doctor
+    import edge.doctor_probes as doctor
 
     def boom(_url: str) -> Any:
         raise RuntimeError("kaboom")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from edge import doctor
+from edge import doctor, doctor_probes
 from edge.doctor import (
     AdapterReading,
     BrokerReading,
@@ -216,19 +216,19 @@ def test_fake_sysfs_tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     temp = tmp_path / "thermal_zone0" / "temp"
     temp.parent.mkdir()
     throttled = tmp_path / "get_throttled"
-    monkeypatch.setattr(doctor, "THERMAL_ZONE_TEMP", temp)
-    monkeypatch.setattr(doctor, "SYSFS_THROTTLED", throttled)
-    monkeypatch.setattr(doctor, "VCGENCMD", "vcgencmd-not-here")
+    monkeypatch.setattr(doctor_probes, "THERMAL_ZONE_TEMP", temp)
+    monkeypatch.setattr(doctor_probes, "SYSFS_THROTTLED", throttled)
+    monkeypatch.setattr(doctor_probes, "VCGENCMD", "vcgencmd-not-here")
     for millideg, status in (("48312\n", "ok"), ("74000\n", "warn"), ("83100\n", "fail")):
         temp.write_text(millideg)
-        assert evaluate_temperature(doctor.probe_temperature()).status == status
+        assert evaluate_temperature(doctor_probes.probe_temperature()).status == status
     throttled.write_text("50005\n")
-    value, source = doctor.probe_throttled()
+    value, source = doctor_probes.probe_throttled()
     assert (value, source) == (0x50005, "sysfs")
     throttled.unlink()
-    assert doctor.probe_throttled() == (None, "")
+    assert doctor_probes.probe_throttled() == (None, "")
     temp.unlink()
-    assert doctor.probe_temperature() is None
+    assert doctor_probes.probe_temperature() is None
 
 
 def test_config_check() -> None:
@@ -247,7 +247,7 @@ def test_secrets_in_a_world_readable_config_warn(tmp_path: Path) -> None:
         '[mail]\nhost = "smtp.example"\npassword = "hunter2"\n[mqtt]\npassword = ""\n'
     )
     path.chmod(0o644)
-    probed = doctor.probe_config_secrets(str(path))
+    probed = doctor_probes.probe_config_secrets(str(path))
     assert probed is not None
     mode, found = probed
     assert found == ["mail.password", "device.identity_salt"]  # the empty one is not a secret
@@ -258,15 +258,15 @@ def test_secrets_in_a_world_readable_config_warn(tmp_path: Path) -> None:
     assert "hunter2" not in result.detail + result.fix
     assert "chmod 0640" in result.fix
     path.chmod(0o640)
-    mode, found = doctor.probe_config_secrets(str(path)) or (0, [])
+    mode, found = doctor_probes.probe_config_secrets(str(path)) or (0, [])
     assert doctor.evaluate_config_secrets(str(path), mode, found).status == "ok"
     path.write_text('[mail]\nhost = "smtp.example"\n')
     path.chmod(0o644)
-    mode, found = doctor.probe_config_secrets(str(path)) or (0, [])
+    mode, found = doctor_probes.probe_config_secrets(str(path)) or (0, [])
     assert doctor.evaluate_config_secrets(str(path), mode, found).status == "ok"
     path.write_text("not [ toml")
-    assert doctor.probe_config_secrets(str(path)) is None  # the config check reports that
-    assert doctor.probe_config_secrets(str(tmp_path / "missing.toml")) is None
+    assert doctor_probes.probe_config_secrets(str(path)) is None  # the config check reports that
+    assert doctor_probes.probe_config_secrets(str(tmp_path / "missing.toml")) is None
 
 
 def test_table_and_json() -> None:
@@ -298,11 +298,11 @@ def test_camera_held_by_the_daemon_is_judged_from_its_health(
     def must_not_open(_source: str) -> CameraReading:
         raise AssertionError("the doctor opened a camera the daemon is using")
 
-    monkeypatch.setattr(doctor, "probe_camera", must_not_open)
+    monkeypatch.setattr(doctor_probes, "probe_camera", must_not_open)
     config = Config()
     config.beacons.enabled = config.mqtt.enabled = config.printer.enabled = False
     running = {"camera": {"state": "ok", "metrics": {"fps": 14.9}}}
-    result = {r.name: r for r in doctor.run_checks(config, components=running)}["camera"]
+    result = {r.name: r for r in doctor_probes.run_checks(config, components=running)}["camera"]
     assert result.status == "ok"
     assert "14.9 fps" in result.detail
     slow = {"state": "ok", "metrics": {"fps": 3.0}}
@@ -323,7 +323,7 @@ def test_doctor_component_reports_to_health(tmp_path: Path) -> None:
     config = Config()
     config.device.data_dir = tmp_path
     health = Health()
-    component = doctor.DoctorComponent(config, health, interval_s=0.05)
+    component = doctor_probes.DoctorComponent(config, health, interval_s=0.05)
 
     async def body() -> None:
         task = asyncio.create_task(component.run())
@@ -354,16 +354,16 @@ def test_doctor_component_reports_to_health(tmp_path: Path) -> None:
 
 def test_rfkill_from_a_fake_sysfs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A soft-blocked Bluetooth kill switch fails with the unblock command; Wi-Fi's is ignored."""
-    monkeypatch.setattr(doctor, "SYSFS_RFKILL", tmp_path)
+    monkeypatch.setattr(doctor_probes, "SYSFS_RFKILL", tmp_path)
     for index, (kind, soft) in enumerate((("wlan", "1"), ("bluetooth", "0"))):
         entry = tmp_path / f"rfkill{index}"
         entry.mkdir()
         (entry / "type").write_text(kind + "\n")
         (entry / "soft").write_text(soft + "\n")
         (entry / "hard").write_text("0\n")
-    assert not doctor.rfkill_blocked()
+    assert not doctor_probes.rfkill_blocked()
     (tmp_path / "rfkill1" / "soft").write_text("1\n")
-    assert doctor.rfkill_blocked()
+    assert doctor_probes.rfkill_blocked()
     reading = AdapterReading("hci0", True, True, False, False, True, rfkill_blocked=True)
     result = evaluate_adapter(reading)
     assert result.status == "fail"
@@ -379,12 +379,12 @@ def test_usb_and_serial_printers_from_a_fake_tree(
     dev.mkdir(parents=True)
     (dev / "idVendor").write_text("04b8\n")
     (dev / "idProduct").write_text("0202\n")
-    monkeypatch.setattr(doctor, "SYSFS_USB_DEVICES", bus)
-    assert doctor.probe_printer("usb://04B8:0202").reachable
-    missing = doctor.probe_printer("usb://04b8:0e15")
+    monkeypatch.setattr(doctor_probes, "SYSFS_USB_DEVICES", bus)
+    assert doctor_probes.probe_printer("usb://04B8:0202").reachable
+    missing = doctor_probes.probe_printer("usb://04b8:0e15")
     assert (missing.reachable, missing.error) == (False, "not on the USB bus")
-    bad = doctor.evaluate_printer(doctor.probe_printer("usb://epson"))
+    bad = doctor.evaluate_printer(doctor_probes.probe_printer("usb://epson"))
     assert bad.status == "fail"
     assert "usb://04b8:0202" in bad.detail
-    serial = doctor.probe_printer(f"serial://{tmp_path}/ttyUSB9")
+    serial = doctor_probes.probe_printer(f"serial://{tmp_path}/ttyUSB9")
     assert (serial.reachable, serial.kind) == (False, "serial printer")
