@@ -7,7 +7,7 @@ import logging
 import re
 from typing import Any, Final
 
-from flask import Flask, current_app, jsonify, render_template, request, send_from_directory
+from flask import Flask, abort, current_app, jsonify, render_template, request, send_from_directory
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as WerkzeugResponse
 
@@ -49,6 +49,14 @@ def services() -> Services:
 def catalog() -> CatalogStore | None:
     """The catalog store, if the daemon opened one."""
     store: CatalogStore | None = services().catalog
+    return store
+
+
+def require_catalog() -> CatalogStore:
+    """The catalog store, else 503 (an error page, or JSON under /api/)."""
+    store = catalog()
+    if store is None:
+        abort(503, description="the catalog is not available")
     return store
 
 

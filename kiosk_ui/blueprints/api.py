@@ -12,19 +12,26 @@ import threading
 from collections.abc import Iterator
 from typing import Any, Final
 
-from flask import Blueprint, Response, abort, current_app, jsonify, request, stream_with_context
+from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context
 
 from edge import __version__
 from edge.catalog.codec import offer_to_dict, product_to_dict, review_to_dict
 from edge.catalog.compare import compare_rows
-from edge.catalog.store import CatalogStore, ProductHit
+from edge.catalog.store import ProductHit
 from edge.session import MAX_COMPARE
 from kiosk_ui import services_of
 from kiosk_ui.blueprints.product import product_context, review_limiter, submit_review
 from kiosk_ui.forms import parse_search, validate_review
 from kiosk_ui.i18n import current_language
 from kiosk_ui.security import csrf_token, require_csrf
-from kiosk_ui.web import catalog, publish, query_for_event, session_id, shopper_session
+from kiosk_ui.web import (
+    catalog,
+    publish,
+    query_for_event,
+    require_catalog,
+    session_id,
+    shopper_session,
+)
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -49,14 +56,6 @@ STREAM_POLL_S: Final = 0.5
 
 def _error(message: str, field: str, status: int = 400, **extra: Any) -> tuple[Response, int]:
     return jsonify({"error": message, "field": field, **extra}), status
-
-
-def _store() -> CatalogStore:
-    """The catalog store; 503 (JSON, by web's error handler) when the daemon has none."""
-    store = catalog()
-    if store is None:
-        abort(503, description="the catalog is not available")
-    return store
 
 
 def hit_to_dict(hit: ProductHit) -> dict[str, Any]:
@@ -87,7 +86,7 @@ def healthz() -> tuple[Response, int]:
 @bp.get("/products")
 def products() -> Response | tuple[Response, int]:
     """Search: q, category, price_min, price_max, sort, limit, offset (query string)."""
-    store = _store()
+    store = require_catalog()
     query, errors = parse_search(request.args)
     if errors:
         field, message = next(iter(errors.items()))
@@ -121,7 +120,7 @@ def products() -> Response | tuple[Response, int]:
 @bp.get("/products/<sku>")
 def product(sku: str) -> Response | tuple[Response, int]:
     """One product with rating summary, offers and approved reviews."""
-    store = _store()
+    store = require_catalog()
     if store.get_product(sku) is None:
         return _error("unknown product", "sku", 404, sku=sku)
     ctx = product_context(store, sku)
@@ -143,7 +142,7 @@ def product(sku: str) -> Response | tuple[Response, int]:
 @bp.get("/compare")
 def compare() -> Response | tuple[Response, int]:
     """Rows of the comparison of 2-4 products: ``?sku=A&sku=B``."""
-    store = _store()
+    store = require_catalog()
     skus = request.args.getlist("sku")
     if not 2 <= len(skus) <= MAX_COMPARE:
         return _error(f"give 2 to {MAX_COMPARE} sku parameters, got {len(skus)}", "sku")
@@ -182,7 +181,7 @@ def compare() -> Response | tuple[Response, int]:
 @require_csrf
 def reviews() -> tuple[Response, int]:
     """Submit a review: ``{sku, rating, title, text, author, consent: true}`` -> 201 pending."""
-    store = _store()
+    store = require_catalog()
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
         return _error("expected a JSON object", "body")

@@ -16,7 +16,7 @@ from edge.session import SessionState
 from kiosk_ui.forms import ReviewInput, validate_review
 from kiosk_ui.i18n import current_language
 from kiosk_ui.security import client_limiter, personalise, render_shared, require_csrf
-from kiosk_ui.web import catalog, publish, services, session_id
+from kiosk_ui.web import publish, require_catalog, services, session_id
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -26,13 +26,6 @@ bp = Blueprint("product", __name__)
 # minutes is someone (or something) flooding the moderation queue.
 REVIEW_LIMIT: Final = 5
 REVIEW_WINDOW_S: Final = 600.0
-
-
-def _store() -> CatalogStore:
-    store = catalog()
-    if store is None:
-        abort(503)
-    return store
 
 
 def product_context(store: CatalogStore, sku: str) -> dict[str, Any]:
@@ -59,7 +52,7 @@ def show(sku: str) -> str:
     kept until the catalog changes, and given each browser's CSRF token on the way out:
     a busy kiosk shows the same few pages over and over.
     """
-    store = _store()
+    store = require_catalog()
     if store.get_product(sku) is None:
         abort(404)
     lang = current_language()
@@ -123,7 +116,7 @@ def review_limiter() -> Any:
 @bp.get("/products/<sku>/review")
 def review_form(sku: str) -> str:
     """The review form."""
-    product = _store().get_product(sku)
+    product = require_catalog().get_product(sku)
     if product is None:
         abort(404)
     return render_template("review.html", product=product, errors={}, form={})
@@ -133,7 +126,7 @@ def review_form(sku: str) -> str:
 @require_csrf
 def review_post(sku: str) -> tuple[str, int] | str:
     """Validate and store a review; thank the shopper (it appears after moderation)."""
-    store = _store()
+    store = require_catalog()
     product = store.get_product(sku)
     if product is None:
         abort(404)

@@ -130,9 +130,7 @@ def _skus(raw: Any) -> list[str]:
 
 
 def _products(skus: Sequence[str]) -> list[Product]:
-    store = web.services().catalog
-    if store is None:
-        raise BadRequest("the catalog is not available", 503)
+    store = web.require_catalog()
     products: list[Product] = store.get_products(list(skus))
     missing = sorted(set(skus) - {p.sku for p in products})
     if missing:

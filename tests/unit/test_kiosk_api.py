@@ -255,7 +255,7 @@ def test_answers_follow_catalog_changes(kiosk: Kiosk, client: FlaskClient) -> No
 
 
 def test_without_a_catalog_the_catalog_calls_answer_503(kiosk: Kiosk, client: FlaskClient) -> None:
-    """No catalog open: search, product, compare and reviews say so as JSON with 503."""
+    """No catalog open: the API calls that need it say so as JSON with 503, the page with 503."""
     csrf = token(client)
     store, kiosk.services.catalog = kiosk.services.catalog, None
     try:
@@ -264,9 +264,13 @@ def test_without_a_catalog_the_catalog_calls_answer_503(kiosk: Kiosk, client: Fl
             client.get("/api/products/TV-001"),
             client.get("/api/compare?sku=TV-001&sku=TV-002"),
             client.post("/api/reviews", json=review(), headers={"X-CSRF-Token": csrf}),
+            client.post("/api/takeaway/qr", json={"skus": ["TV-001"]}),
         ]
+        page = client.get("/products/TV-001")
     finally:
         kiosk.services.catalog = store
     for resp in answers:
         assert resp.status_code == 503, resp.request.path
         assert resp.get_json() == {"error": "the catalog is not available"}
+    assert page.status_code == 503
+    assert page.mimetype == "text/html"
