@@ -22,8 +22,9 @@ def open_catalog(services: Services) -> CatalogStore:
     data_dir = services.config.device.data_dir
     path = db_path(data_dir)
     try:
+        # Opening counts the products (search keys check): an unreadable table fails here.
         store = CatalogStore(path)
-        store.count_products()
+        empty = store.is_empty()
     except sqlite3.DatabaseError as exc:
         aside = path.with_name(f"{path.name}.corrupt-{int(time.time())}")
         _LOGGER.error("catalog database unreadable (%s); moved to %s and rebuilt", exc, aside)
@@ -31,10 +32,11 @@ def open_catalog(services: Services) -> CatalogStore:
         for suffix in ("-wal", "-shm"):
             path.with_name(path.name + suffix).unlink(missing_ok=True)
         store = CatalogStore(path)
+        empty = True
     services.catalog = store
     services.extras.setdefault("on_shutdown", []).append(store.close)
     seed = services.config.kiosk.catalog_file
-    if seed is not None and store.is_empty():
+    if seed is not None and empty:
         try:
             report = import_file(store, seed, media_dir(data_dir))
         except CatalogFileError as exc:

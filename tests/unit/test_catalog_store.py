@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -25,9 +26,9 @@ def product(sku: str, name: str, price: float, **extra: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> CatalogStore:
+def store(tmp_path: Path) -> Iterator[CatalogStore]:
     s = CatalogStore(tmp_path / "catalog.sqlite3")
-    yield s  # type: ignore[misc]
+    yield s
     s.close()
 
 
@@ -323,3 +324,31 @@ def test_reopen_keeps_data(tmp_path: Path) -> None:
     assert second.count_products() == 3
     assert second.search(SearchQuery(text="televiseur")).total == 2
     second.close()
+
+
+def test_unreadable_catalog_is_set_aside_and_seeded_again(tmp_path: Path) -> None:
+    """A catalog file SQLite cannot read is moved aside at start-up and the seed file is
+    imported into a fresh one, instead of keeping the kiosk from starting."""
+    from edge.bus import Bus
+    from edge.catalog.boot import open_catalog
+    from edge.catalog.store import db_path
+    from edge.config import Config
+    from edge.health import Health
+    from edge.services import Services
+
+    seed_file = tmp_path / "seed.json"
+    seed_file.write_text('{"products": [{"sku": "S-1", "name": "Seeded", "price": 9.5}]}')
+    config = Config()
+    config.device.data_dir = tmp_path / "data"
+    config.kiosk.catalog_file = seed_file
+    path = db_path(config.device.data_dir)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"not a database at all " * 500)
+    services = Services(config=config, bus=Bus(), health=Health(), salt="s")
+    store = open_catalog(services)
+    try:
+        assert services.catalog is store
+        assert [p.sku for p in store.list_products()] == ["S-1"]
+        assert len(list(path.parent.glob(path.name + ".corrupt-*"))) == 1
+    finally:
+        store.close()
