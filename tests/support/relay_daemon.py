@@ -33,7 +33,8 @@ class Burst:
         """Publish the burst, then idle."""
         self.services.health.set(self.name, "ok")
         for i in range(self.count):
-            self.services.bus.publish(new_event("kiosk.search", {"q": f"burst {i}"}))
+            data = {"query": f"burst {i}", "category": None, "results": 0, "session_id": ""}
+            self.services.bus.publish(new_event("kiosk.search", data))
             if i % YIELD_EVERY == 0:
                 await asyncio.sleep(0.002)
         while True:
