@@ -77,12 +77,10 @@ def _cloudevent(config: Config, event: ProximityEvent, index: int) -> dict[str, 
 
 
 def _salt(config: Config) -> str:
-    if config.device.identity_salt:
-        return config.device.identity_salt
     from edge.privacy import load_or_create_salt
 
     try:
-        return load_or_create_salt("", config.device.data_dir)
+        return load_or_create_salt(config.device.identity_salt, config.device.data_dir)
     except OSError as exc:
         raise SystemExit(
             _fail(
