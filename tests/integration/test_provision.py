@@ -289,36 +289,21 @@ def test_signed_certificate_is_installed(image: Path, tmp_path: Path) -> None:
 
 def test_script_and_cli_are_the_same_code(image: Path, cli_env: dict[str, str]) -> None:
     """scripts/provision and `kiosk-edge provision` run the same code: the rerun is a no-op."""
-    script = subprocess.run(
-        [str(REPO_ROOT / "scripts/provision"), *BASE_ARGS, "--root", str(image)],
-        capture_output=True,
-        text=True,
-        env=cli_env,
-        timeout=60,
-        check=False,
-    )
+
+    def call(*command: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            command, capture_output=True, text=True, env=cli_env, cwd=REPO_ROOT, timeout=60,
+            check=False,
+        )  # fmt: skip
+
+    script_path = str(REPO_ROOT / "scripts/provision")
+    script = call(script_path, *BASE_ARGS, "--root", str(image))
     assert script.returncode == 0, script.stderr
     assert "create /etc/kiosk-edge/edge.toml" in script.stdout
-    cli = subprocess.run(
-        [*KIOSK_EDGE, "provision", *BASE_ARGS, "--root", str(image), "--venv", sys.prefix],
-        capture_output=True,
-        text=True,
-        env=cli_env,
-        cwd=REPO_ROOT,
-        timeout=60,
-        check=False,
-    )
+    cli = call(*KIOSK_EDGE, "provision", *BASE_ARGS, "--root", str(image), "--venv", sys.prefix)
     assert cli.returncode == 0, cli.stderr
     assert "nothing to change" in cli.stdout
-    bad = subprocess.run(
-        [str(REPO_ROOT / "scripts/provision"), "--store", "x"],
-        capture_output=True,
-        text=True,
-        env=cli_env,
-        timeout=60,
-        check=False,
-    )
-    assert bad.returncode == 2
+    assert call(script_path, "--store", "x").returncode == 2
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="no systemd-analyze")
