@@ -94,8 +94,7 @@ class Supervisor:
         if component is None:
             self.health.set(name, "disabled")
             return None
-        self.health.register(name)
-        self.health.set(name, "starting")
+        self.health.set(name, "starting")  # at once: healthz must not show the old "ok"
         self.start(component)
         _LOGGER.info("component %s replaced", name)
         return component
