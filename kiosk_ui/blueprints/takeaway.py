@@ -21,6 +21,7 @@ from edge.takeaway.compare import LANGUAGES, language_of
 from edge.takeaway.mail import AddressError
 from edge.takeaway.receipt import EncodeOptions, ReceiptContext, ReceiptError, render_comparison
 from kiosk_ui import web
+from kiosk_ui.security import same_origin
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -109,8 +110,7 @@ def _body() -> dict[str, Any]:
     """The JSON body; JSON only, which a cross-site form cannot send without CORS (CSRF)."""
     if not request.is_json:
         raise BadRequest("send the request as application/json", 415)
-    origin = request.headers.get("Origin")
-    if origin and origin.rstrip("/") != request.host_url.rstrip("/"):
+    if request.headers.get("Origin") and not same_origin():
         raise BadRequest("cross-origin requests are not accepted", 403)
     body = request.get_json(silent=True)
     if not isinstance(body, dict):

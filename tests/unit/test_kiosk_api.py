@@ -274,3 +274,13 @@ def test_without_a_catalog_the_catalog_calls_answer_503(kiosk: Kiosk, client: Fl
         assert resp.get_json() == {"error": "the catalog is not available"}
     assert page.status_code == 503
     assert page.mimetype == "text/html"
+
+
+def test_takeaway_refuses_other_sites(client: FlaskClient) -> None:
+    """A take-away post from another site's page is refused (403); from the kiosk's, served."""
+    body = {"skus": ["TV-001"]}
+    foreign = client.post("/api/takeaway/qr", json=body, headers={"Origin": "http://evil.example"})
+    assert foreign.status_code == 403
+    assert foreign.get_json() == {"error": "cross-origin requests are not accepted"}
+    own = client.post("/api/takeaway/qr", json=body, headers={"Origin": "http://localhost"})
+    assert own.status_code == 200, own.get_json()
