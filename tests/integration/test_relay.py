@@ -600,3 +600,53 @@ def test_two_kiosks_with_one_client_id_back_off(tmp_path: Path) -> None:
     # Backoff 0.1, 0.2, 0.4, ... 2 s (jittered to 50-100 %) allows about a dozen connects
     # in these ~4 s; resetting it after every short-lived connection allowed over fifty.
     assert connects <= 20, connects
+
+
+def test_command_flood_is_answered_busy_without_queueing(
+    broker: Mosquitto, write_config: ConfigWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the command worker is stuck, at most MAX_QUEUED_COMMANDS wait; the rest get a
+    "busy" reply with their id straight away, and the waiting ones all run once it is free."""
+    from edge.relay import commands
+    from edge.relay.component import MAX_QUEUED_COMMANDS
+
+    release = threading.Event()
+
+    def slow(_ctx: commands.CommandContext, _args: dict[str, Any]) -> dict[str, Any]:
+        release.wait(20)
+        return {"done": True}
+
+    monkeypatch.setitem(commands.COMMANDS, "slow", slow)
+    mqtt = {"enabled": True, "host": "127.0.0.1", "port": broker.port, "reconnect_min_s": 0.1}
+    config = write_config(mqtt=mqtt, kiosk={"enabled": False})
+    central = Subscriber(broker, f"kiosk-edge/v1/{STORE}/{DEVICE}/cmd/+/reply", "central-flood")
+    assert central.subscribed.wait(5)
+    extra = 10
+    total = MAX_QUEUED_COMMANDS + extra
+    cmd = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
+    try:
+        with InProcessDaemon(config) as daemon:
+            wait_until(lambda: daemon.services.health.get("relay").state == "ok", 10, "relay ok")
+            cmd.connect("127.0.0.1", broker.port)
+            cmd.loop_start()
+            topic = f"kiosk-edge/v1/{STORE}/{DEVICE}/cmd/slow"
+            for info in [
+                cmd.publish(topic, f'{{"id": "r{i}"}}'.encode(), qos=1) for i in range(total)
+            ]:
+                info.wait_for_publish(5)
+            wait_until(lambda: len(central.on("/reply")) >= extra, 10, "the busy replies")
+            time.sleep(0.3)  # nothing that waits may have run while the worker is stuck
+            busy = [json.loads(m.payload) for m in central.on("/reply")]
+            assert len(busy) == extra
+            assert all(b["ok"] is False and "busy" in b["error"] for b in busy)
+            assert busy[0]["id"] == f"r{MAX_QUEUED_COMMANDS}"
+            release.set()
+            wait_until(lambda: len(central.on("/reply")) >= total, 15, "the waiting commands")
+            done = [json.loads(m.payload) for m in central.on("/reply")][extra:]
+            assert sorted(int(d["id"][1:]) for d in done) == list(range(MAX_QUEUED_COMMANDS))
+            assert all(d["ok"] is True for d in done)
+    finally:
+        release.set()
+        cmd.loop_stop()
+        cmd.disconnect()
+        central.close()
